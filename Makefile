@@ -1,0 +1,37 @@
+# Every target creates .venv on first use, so `make demo` and `make test` work on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is installed first and pinned: the local CPU wheel. An unpinned torch would pull CUDA (GBs).
+TORCH := torch==2.13.0
+
+.PHONY: install demo test bench lint train clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test,train]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/safestack demo
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: install
+	$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/classify.py --out BENCHMARKS.md
+
+train: install
+	$(VENV)/bin/safestack train
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

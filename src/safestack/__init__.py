@@ -1,0 +1,30 @@
+"""safestack: the safety process of a frontier-lab system card, as open software.
+
+The concepts, one sub-package each (see DESIGN.md): :mod:`safestack.policy` (the written policy),
+:mod:`safestack.classify` (detectors and their verdicts), :mod:`safestack.cli` (the command line).
+"""
+
+from safestack.errors import (
+    ArtifactError,
+    ClassifierError,
+    DataError,
+    InputError,
+    PolicyError,
+    RemoteError,
+    SafestackError,
+    UnknownComponentError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactError",
+    "ClassifierError",
+    "DataError",
+    "InputError",
+    "PolicyError",
+    "RemoteError",
+    "SafestackError",
+    "UnknownComponentError",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+from safestack.cli import main
+
+main()

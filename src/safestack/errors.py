@@ -1,0 +1,82 @@
+"""The exceptions safestack raises.
+
+Every error is a :class:`SafestackError`, so a caller can catch one class at the boundary. Errors
+from third-party libraries are translated where they cross into safestack (``raise … from exc``),
+so the original stays on ``__cause__`` for debugging but callers never depend on it.
+
+The tree::
+
+    SafestackError
+    ├── PolicyError            a policy file is missing, malformed or inconsistent
+    ├── InputError             content handed to safestack is not usable (wrong type, bad encoding)
+    ├── DataError              a training / evaluation data set is missing or malformed
+    ├── UnknownComponentError  a registry name does not exist
+    └── ClassifierError        a classifier could not produce a verdict
+        ├── ArtifactError      a trained artefact is missing, corrupted, or fails its hash check
+        └── RemoteError        a remote endpoint failed, timed out, or answered out of contract
+
+Messages name the offending value and, where there is a finite set, the allowed ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ArtifactError",
+    "ClassifierError",
+    "DataError",
+    "InputError",
+    "PolicyError",
+    "RemoteError",
+    "SafestackError",
+    "UnknownComponentError",
+]
+
+
+class SafestackError(Exception):
+    """Root of every error safestack raises on purpose."""
+
+
+class PolicyError(SafestackError):
+    """A policy file is missing, is not YAML, or does not validate.
+
+    ``path`` and ``line`` (1-based) point at the offending spot when they are known, so the CLI
+    can print ``file:line: reason`` the way compilers do.
+    """
+
+    def __init__(self, reason: str, *, path: str | Path | None = None, line: int | None = None):
+        self.reason = reason
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = self.path or "<policy>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {reason}")
+
+
+class InputError(SafestackError):
+    """Content given to a classifier or command cannot be used as it is."""
+
+
+class DataError(SafestackError):
+    """A data set needed for training or evaluation is missing or malformed."""
+
+
+class UnknownComponentError(SafestackError, KeyError):
+    """A registry lookup used a name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would otherwise print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ClassifierError(SafestackError):
+    """A classifier could not produce a verdict for the content it was given."""
+
+
+class ArtifactError(ClassifierError):
+    """A trained artefact (a head file) is missing, unreadable, or fails its hash check."""
+
+
+class RemoteError(ClassifierError):
+    """A remote endpoint failed, timed out, or answered in a shape safestack cannot trust."""
