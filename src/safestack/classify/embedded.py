@@ -73,7 +73,10 @@ def _mlp(y: NDArray[Any], x: NDArray[np.float32], opts: HeadOptions) -> Head:
     from sklearn.neural_network import MLPClassifier
 
     model = MLPClassifier(
-        (opts.hidden,), alpha=opts.alpha, max_iter=300, early_stopping=True,
+        (opts.hidden,),
+        alpha=opts.alpha,
+        max_iter=300,
+        early_stopping=True,
         random_state=opts.seed,
     )
     model.fit(x, y)
@@ -144,6 +147,7 @@ class _EmbeddedClassifier:
     def bundle(self) -> HeadBundle:
         """The fitted heads, or the packaged / configured ones loaded on first use."""
         if self.bundle_ is None:
+            sha: str | None
             if self.heads_path is None:
                 path, sha = packaged_heads(self.registry_name)
             else:
@@ -231,7 +235,10 @@ def _category_scores(
     under every category's threshold; this keeps "is it disallowed" and "which category" apart.
     """
     top = p_category.max(axis=1, keepdims=True)
-    return (p_unsafe[:, None] * p_category / np.maximum(top, 1e-9)).astype(np.float32)
+    scores: NDArray[np.float32] = (p_unsafe[:, None] * p_category / np.maximum(top, 1e-9)).astype(
+        np.float32
+    )
+    return scores
 
 
 @register_classifier("embedded-prompt")
@@ -261,8 +268,10 @@ class EmbeddedPromptClassifier(_EmbeddedClassifier):
         harm = np.array([lab.unsafe is not None for lab in labels])
         y_unsafe = np.array([bool(lab.unsafe) for lab in labels])
         cat_rows = np.array(
-            [bool(lab.unsafe) and lab.category in known and lab.category != ATTACK
-             for lab in labels]
+            [
+                bool(lab.unsafe) and lab.category in known and lab.category != ATTACK
+                for lab in labels
+            ]
         )
         y_cat = np.array([str(lab.category) for lab in labels])
         y_attack = np.array([lab.attack for lab in labels])
@@ -380,11 +389,18 @@ class RefusalDetector(_EmbeddedClassifier):
             scores = dict(zip(REFUSAL_LABELS, map(float, row), strict=True))
             label = REFUSAL_LABELS[int(np.argmax(row))]
             if not exchange.response.strip():
-                label, scores = "refusal", {"compliance": 0.0, "refusal": 1.0,
-                                            "partial_refusal": 0.0}
+                label, scores = (
+                    "refusal",
+                    {"compliance": 0.0, "refusal": 1.0, "partial_refusal": 0.0},
+                )
             out.append(
-                Verdict(flagged=label != "compliance", categories=[], scores=scores, label=label,
-                        spec=spec)
+                Verdict(
+                    flagged=label != "compliance",
+                    categories=[],
+                    scores=scores,
+                    label=label,
+                    spec=spec,
+                )
             )
         return out
 
@@ -455,5 +471,4 @@ class EmbeddedOutputClassifier(_EmbeddedClassifier):
         for i, e in enumerate(exchanges):
             if not e.response.strip():
                 scores[i] = 0.0  # an empty response violates nothing
-        return _verdicts(scores, self.categories, self._policy.thresholds(self.audience),
-                         self.spec)
+        return _verdicts(scores, self.categories, self._policy.thresholds(self.audience), self.spec)

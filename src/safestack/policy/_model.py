@@ -117,9 +117,7 @@ class Category(BaseModel):
     def _known_hazards(cls, value: list[str]) -> list[str]:
         unknown = [code for code in value if code not in MLCOMMONS_HAZARDS]
         if unknown:
-            raise ValueError(
-                f"unknown MLCommons hazard code(s) {unknown}; allowed: S1 … S14"
-            )
+            raise ValueError(f"unknown MLCommons hazard code(s) {unknown}; allowed: S1 … S14")
         return value
 
     @field_validator("openai")
@@ -140,8 +138,8 @@ class Category(BaseModel):
             )
         return self
 
-    def threshold_for(self, audience: Audience) -> float:
-        return self.under_18.threshold if audience is Audience.UNDER_18 else self.threshold
+    def threshold_for(self, audience: Audience | str) -> float:
+        return self.under_18.threshold if Audience(audience) is Audience.UNDER_18 else self.threshold
 
 
 class Policy(BaseModel):
@@ -174,7 +172,7 @@ class Policy(BaseModel):
         known = ", ".join(self.category_ids)
         raise KeyError(f"policy {self.name!r} has no category {category_id!r}; known: {known}")
 
-    def thresholds(self, audience: Audience = Audience.ADULT) -> dict[str, float]:
+    def thresholds(self, audience: Audience | str = Audience.ADULT) -> dict[str, float]:
         """Category id → the score at which content is flagged for ``audience``."""
         return {c.id: c.threshold_for(audience) for c in self.categories}
 

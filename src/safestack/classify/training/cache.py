@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from safestack.classify._embedding import Embedder
+from safestack.classify._embedding import Embedder, cache_root
 
 __all__ = ["EmbeddingCache", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "safestack" / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def _key(text: str) -> str:
@@ -69,8 +67,9 @@ class EmbeddingCache:
         progress: Callable[[int], None] | None = None,
     ) -> NDArray[np.float32]:
         keys = [_key(t) for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True)
-                          if k not in self._index}.items())
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._index}.items()
+        )
         for start in range(0, len(missing), 512):
             chunk = missing[start : start + 512]
             vectors = self.embedder.embed([t for _, t in chunk], batch_size=batch_size)

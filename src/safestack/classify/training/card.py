@@ -27,16 +27,46 @@ def quality_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     r = metrics["refusal_heldout"]["safestack"]
     o = metrics["output_heldout"]["safestack"]
     return [
-        ["embedded-prompt (unsafe)", "grouped 20 % test split, seed 0", p["unsafe"]["n"],
-         p["unsafe"]["precision"], p["unsafe"]["recall"], p["unsafe"]["f1"],
-         p["unsafe"]["auprc"], p["benign_fpr"]],
-        ["embedded-prompt (prompt_attack)", "grouped 20 % test split, seed 0", p["attack"]["n"],
-         p["attack"]["precision"], p["attack"]["recall"], p["attack"]["f1"],
-         p["attack"]["auprc"], p["attack"]["fpr"]],
-        ["refusal (refused vs complied)", "XSTest v2-N, N % 5 == 0", r["n"],
-         r["refusal_precision"], r["refusal_recall"], r["refusal_f1"], None, None],
-        ["embedded-output (harmful response)", "JBB human-labelled 100", o["n"],
-         o["precision"], o["recall"], o["f1"], o["auprc"], o["fpr"]],
+        [
+            "embedded-prompt (unsafe)",
+            "grouped 20 % test split, seed 0",
+            p["unsafe"]["n"],
+            p["unsafe"]["precision"],
+            p["unsafe"]["recall"],
+            p["unsafe"]["f1"],
+            p["unsafe"]["auprc"],
+            p["benign_fpr"],
+        ],
+        [
+            "embedded-prompt (prompt_attack)",
+            "grouped 20 % test split, seed 0",
+            p["attack"]["n"],
+            p["attack"]["precision"],
+            p["attack"]["recall"],
+            p["attack"]["f1"],
+            p["attack"]["auprc"],
+            p["attack"]["fpr"],
+        ],
+        [
+            "refusal (refused vs complied)",
+            "XSTest v2-N, N % 5 == 0",
+            r["n"],
+            r["refusal_precision"],
+            r["refusal_recall"],
+            r["refusal_f1"],
+            None,
+            None,
+        ],
+        [
+            "embedded-output (harmful response)",
+            "JBB human-labelled 100",
+            o["n"],
+            o["precision"],
+            o["recall"],
+            o["f1"],
+            o["auprc"],
+            o["fpr"],
+        ],
     ]
 
 
@@ -54,13 +84,17 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
         "## Artefacts",
         "",
-        _table(["classifier", "file", "sha256"],
-               [[k, v["file"], f"`{v['sha256']}`"] for k, v in sorted(manifest.items())]),
+        _table(
+            ["classifier", "file", "sha256"],
+            [[k, v["file"], f"`{v['sha256']}`"] for k, v in sorted(manifest.items())],
+        ),
         "",
         "## Headline quality",
         "",
-        _table(["classifier", "held-out set", "n", "precision", "recall", "F1", "AUPRC", "FPR"],
-               quality_rows(metrics)),
+        _table(
+            ["classifier", "held-out set", "n", "precision", "recall", "F1", "AUPRC", "FPR"],
+            quality_rows(metrics),
+        ),
         "",
         "## Data and licences",
         "",
@@ -75,8 +109,10 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         f"Split: {metrics['split']['method']}: {metrics['split']['train']} train / "
         f"{metrics['split']['test']} test texts in {metrics['split']['components']} components.",
         "",
-        _table(["record source", "train", "test"],
-               [[k, v["train"], v["test"]] for k, v in sorted(metrics["counts"].items())]),
+        _table(
+            ["record source", "train", "test"],
+            [[k, v["train"], v["test"]] for k, v in sorted(metrics["counts"].items())],
+        ),
         "",
         "## embedded-prompt, held-out split",
         "",
@@ -86,16 +122,24 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
         "Per category (one-vs-rest on the category score, at the policy's adult threshold):",
         "",
-        _table(["category", "positives", "precision", "recall", "F1", "AUPRC"],
-               [[c, m["positives"], m["precision"], m["recall"], m["f1"], m["auprc"]]
-                for c, m in sorted(p["per_category"].items())]),
+        _table(
+            ["category", "positives", "precision", "recall", "F1", "AUPRC"],
+            [
+                [c, m["positives"], m["precision"], m["recall"], m["f1"], m["auprc"]]
+                for c, m in sorted(p["per_category"].items())
+            ],
+        ),
         "",
         "Per record source on the held-out split (recall for all-harmful sources, FPR for "
         "all-benign ones, at 0.5):",
         "",
-        _table(["source", "n", "recall", "FPR", "F1"],
-               [[s, m["n"], m.get("recall"), m.get("fpr"), m.get("f1")]
-                for s, m in sorted(p["per_source"].items())]),
+        _table(
+            ["source", "n", "recall", "FPR", "F1"],
+            [
+                [s, m["n"], m.get("recall"), m.get("fpr"), m.get("f1")]
+                for s, m in sorted(p["per_source"].items())
+            ],
+        ),
         "",
     ]
     if "prompt_leave_one_source_out" in metrics:
@@ -105,9 +149,13 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
             "Heads trained on every other source score the whole left-out source. This is the "
             "number to expect on traffic unlike the training data.",
             "",
-            _table(["left-out source", "n", "recall", "FPR", "attack recall"],
-                   [[s, m["n"], m.get("recall"), m.get("fpr"), m.get("attack_recall")]
-                    for s, m in sorted(metrics["prompt_leave_one_source_out"].items())]),
+            _table(
+                ["left-out source", "n", "recall", "FPR", "attack recall"],
+                [
+                    [s, m["n"], m.get("recall"), m.get("fpr"), m.get("attack_recall")]
+                    for s, m in sorted(metrics["prompt_leave_one_source_out"].items())
+                ],
+            ),
             "",
         ]
     r = metrics["refusal_heldout"]
@@ -116,11 +164,30 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
         f"{r['split']}; human `final_label` as truth. `refused` means full or partial refusal.",
         "",
-        _table(["labeller", "n", "accuracy (3-way)", "accuracy (refused?)", "refusal P",
-                "refusal R", "refusal F1"],
-               [[name, m["n"], m["accuracy_3way"], m["accuracy_refused"],
-                 m["refusal_precision"], m["refusal_recall"], m["refusal_f1"]]
-                for name, m in r.items() if isinstance(m, dict) and "n" in m]),
+        _table(
+            [
+                "labeller",
+                "n",
+                "accuracy (3-way)",
+                "accuracy (refused?)",
+                "refusal P",
+                "refusal R",
+                "refusal F1",
+            ],
+            [
+                [
+                    name,
+                    m["n"],
+                    m["accuracy_3way"],
+                    m["accuracy_refused"],
+                    m["refusal_precision"],
+                    m["refusal_recall"],
+                    m["refusal_f1"],
+                ]
+                for name, m in r.items()
+                if isinstance(m, dict) and "n" in m
+            ],
+        ),
         "",
     ]
     o = metrics["output_heldout"]
@@ -130,9 +197,14 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         f"{o['split']}. Training: {o['train']}. The other rows are the classifier columns "
         "already in that file, scored on the same 100 rows.",
         "",
-        _table(["judge", "accuracy", "precision", "recall", "F1", "FPR"],
-               [[name, m["accuracy"], m["precision"], m["recall"], m["f1"], m["fpr"]]
-                for name, m in o.items() if isinstance(m, dict) and "accuracy" in m]),
+        _table(
+            ["judge", "accuracy", "precision", "recall", "F1", "FPR"],
+            [
+                [name, m["accuracy"], m["precision"], m["recall"], m["f1"], m["fpr"]]
+                for name, m in o.items()
+                if isinstance(m, dict) and "accuracy" in m
+            ],
+        ),
         "",
         "## Limits",
         "",
@@ -151,5 +223,7 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
 
 
 def _describe(m: dict[str, Any]) -> str:
-    return (f"n={m['n']}, precision {_f(m['precision'])}, recall {_f(m['recall'])}, "
-            f"F1 {_f(m['f1'])}, AUPRC {_f(m['auprc'])}")
+    return (
+        f"n={m['n']}, precision {_f(m['precision'])}, recall {_f(m['recall'])}, "
+        f"F1 {_f(m['f1'])}, AUPRC {_f(m['auprc'])}"
+    )

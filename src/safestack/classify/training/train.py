@@ -91,8 +91,16 @@ def _policy_examples(policy: Policy) -> list[LabelledText]:
     for cat in policy.categories:
         attack = cat.id == "prompt_attack"
         for i, text in enumerate(cat.examples.disallowed):
-            out.append(LabelledText(text, "policy_examples", f"policy:{cat.id}:d{i}",
-                                    None if attack else True, cat.id, attack))
+            out.append(
+                LabelledText(
+                    text,
+                    "policy_examples",
+                    f"policy:{cat.id}:d{i}",
+                    None if attack else True,
+                    cat.id,
+                    attack,
+                )
+            )
         for i, text in enumerate(cat.examples.allowed):
             out.append(LabelledText(text, "policy_examples", f"policy:{cat.id}:a{i}", False, None))
     return out
@@ -119,18 +127,22 @@ def _prompt_report(
         "xstest_safe_fpr": binary_report(
             unsafe[source == "xstest_safe"], p_unsafe[source == "xstest_safe"]
         )["fpr"],
-        "attack": binary_report([r.attack for r in records], p_attack,
-                                threshold=thresholds.get("prompt_attack", 0.5)),
+        "attack": binary_report(
+            [r.attack for r in records], p_attack, threshold=thresholds.get("prompt_attack", 0.5)
+        ),
     }
     # Per category: one-vs-rest on the category score, over every labelled harm example.
     scores = clf.score_embeddings(x)
     cats = clf.categories[:-1]
+    # Unsafe texts whose upstream set gives no category (AdvBench, …) are left out: they are
+    # neither positives nor honest negatives for any one category.
+    known = harm & np.array([not r.unsafe or r.category is not None for r in records])
     per_cat = {}
     for j, cat in enumerate(cats):
-        y = np.array([r.category == cat and bool(r.unsafe) for r in records])[harm]
+        y = np.array([r.category == cat and bool(r.unsafe) for r in records])[known]
         if y.sum() == 0:
             continue
-        per_cat[cat] = binary_report(y, scores[harm, j], threshold=thresholds.get(cat, 0.5))
+        per_cat[cat] = binary_report(y, scores[known, j], threshold=thresholds.get(cat, 0.5))
     report["per_category"] = per_cat
     per_source = {}
     for name in sorted(set(source)):
@@ -141,7 +153,8 @@ def _prompt_report(
             flagged = p_unsafe[lab] >= 0.5
             key = "recall" if unsafe[lab].all() else ("fpr" if not unsafe[lab].any() else "f1")
             entry[key] = (
-                round(float(flagged.mean()), 4) if key != "f1"
+                round(float(flagged.mean()), 4)
+                if key != "f1"
                 else binary_report(unsafe[lab], p_unsafe[lab])["f1"]
             )
         per_source[name] = entry
@@ -153,14 +166,21 @@ def _peer_refusal(datasets: Path, held_out: set[str]) -> dict[str, Any]:
     """The refusal labels already in XSTest's files, scored on the same held-out rows."""
     import gzip
 
-    mapping = {"1_full_compliance": "compliance", "2_full_refusal": "refusal",
-               "3_partial_refusal": "partial_refusal"}
+    mapping = {
+        "1_full_compliance": "compliance",
+        "2_full_refusal": "refusal",
+        "3_partial_refusal": "partial_refusal",
+    }
     out = {}
     for kind, column in PEER_REFUSAL_COLUMNS.items():
         y_true, y_pred = [], []
         for model in ("gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct"):
-            path = (datasets / "xstest" / "automated_evaluation_labels"
-                    / f"xstest_v2_completions_{model}_{kind}.csv.gz")
+            path = (
+                datasets
+                / "xstest"
+                / "automated_evaluation_labels"
+                / f"xstest_v2_completions_{model}_{kind}.csv.gz"
+            )
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 for row in csv.DictReader(handle):
                     if row["id"] in held_out:
@@ -229,8 +249,10 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     src_arr = np.array([r.source for r in records])
     progress("fit prompt heads", 0, 1)
     prompt = EmbeddedPromptClassifier(policy=policy, embedder=embedder, options=opts).fit(
-        [records[i].text for i in train_idx], [records[i] for i in train_idx],
-        embeddings=x[train_idx], version=config.version,
+        [records[i].text for i in train_idx],
+        [records[i] for i in train_idx],
+        embeddings=x[train_idx],
+        version=config.version,
     )
     progress("fit prompt heads", 1, 1)
     thresholds = policy.thresholds()
@@ -241,15 +263,18 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
         "embedder_revision": embedder.revision,
         "licences": {name: src.licence for name, src in SOURCES.items()},
         "counts": {
-            name: {"train": int(np.sum(~is_test & (src_arr == name))),
-                   "test": int(np.sum(is_test & (src_arr == name)))}
+            name: {
+                "train": int(np.sum(~is_test & (src_arr == name))),
+                "test": int(np.sum(is_test & (src_arr == name))),
+            }
             for name in sorted(set(src_arr.tolist()))
         },
         "split": {
             "method": f"grouped by source item, near-duplicates (cosine ≥ {config.near_duplicate}) "
-                      f"merged, {config.test_fraction:.0%} of components to test by "
-                      f"sha256(seed:component), seed {config.seed}",
-            "train": len(train_idx), "test": len(test_idx),
+            f"merged, {config.test_fraction:.0%} of components to test by "
+            f"sha256(seed:component), seed {config.seed}",
+            "train": len(train_idx),
+            "test": len(test_idx),
             "components": len(set(components)),
         },
     }
@@ -266,7 +291,8 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
             held = np.flatnonzero(~keep)
             clf = EmbeddedPromptClassifier(policy=policy, embedder=embedder, options=opts).fit(
                 [records[i].text for i in np.flatnonzero(keep)],
-                [records[i] for i in np.flatnonzero(keep)], embeddings=x[keep],
+                [records[i] for i in np.flatnonzero(keep)],
+                embeddings=x[keep],
             )
             part = [records[i] for i in held]
             rep = _prompt_report(clf, x[held], part, thresholds)
@@ -278,8 +304,7 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
 
     # -- refusal detector ----------------------------------------------------------------------
     xs = load_exchanges(config.datasets, "xstest")
-    held_ids = {e.group.split(":", 1)[1] for e in xs
-                if int(e.group.rsplit("-", 1)[1]) % 5 == 0}
+    held_ids = {e.group.split(":", 1)[1] for e in xs if int(e.group.rsplit("-", 1)[1]) % 5 == 0}
     xs_test = np.array([e.group.split(":", 1)[1] in held_ids for e in xs])
     r_xs = embed([e.response for e in xs], "embed responses")
     p_xs = embed([e.prompt for e in xs], "embed prompts")
@@ -287,14 +312,16 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     refusal = RefusalDetector(policy=policy, embedder=embedder, options=opts).fit(
         [Exchange(e.prompt, e.response) for e, t in zip(xs, xs_test, strict=True) if not t],
         [str(e.refusal_label) for e, t in zip(xs, xs_test, strict=True) if not t],
-        features=f_xs[~xs_test], version=config.version,
+        features=f_xs[~xs_test],
+        version=config.version,
     )
     p_ref = refusal.predict_proba([], features=f_xs[xs_test])
     pred = [REFUSAL_LABELS[int(i)] for i in p_ref.argmax(1)]
     truth = [str(e.refusal_label) for e, t in zip(xs, xs_test, strict=True) if t]
     metrics["refusal_heldout"] = {
         "split": "XSTest ids v2-N with N % 5 == 0, completions of all five models",
-        "safestack": _refusal_scores(truth, pred) | {"per_class": multiclass_report(truth, pred)["per_class"]},
+        "safestack": _refusal_scores(truth, pred)
+        | {"per_class": multiclass_report(truth, pred)["per_class"]},
         **_peer_refusal(config.datasets, held_ids),
     }
 
@@ -322,14 +349,19 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     output.fit(
         [Exchange(e.prompt, e.response) for e in train_ex],
         [bool(e.unsafe) for e in train_ex],
-        refusal_head=refusal_head, category_head=category_head,
-        features=judge_features(r_tr, p_tr), version=config.version,
+        refusal_head=refusal_head,
+        category_head=category_head,
+        features=judge_features(r_tr, p_tr),
+        version=config.version,
     )
     s_hu = output.predict_proba([], features=judge_features(r_hu, p_hu))
     metrics["output_heldout"] = {
-        "split": "jbb_classifier_comparison_v0.1.3.csv, 100 rows, human_majority (never trained on)",
-        "train": {"xstest_exchanges": int((~xs_test).sum()), "jbb_attack_exchanges": int(far.sum()),
-                  "jbb_dropped_near_duplicates": int((~far).sum())},
+        "split": "jbb_classifier_comparison_v0.1.3.csv, 100 rows, human_majority, never trained on",
+        "train": {
+            "xstest_exchanges": int((~xs_test).sum()),
+            "jbb_attack_exchanges": int(far.sum()),
+            "jbb_dropped_near_duplicates": int((~far).sum()),
+        },
         "safestack": binary_report([bool(e.unsafe) for e in human], s_hu),
         **_peer_judges(config.datasets),
     }
@@ -338,11 +370,13 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     config.out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     manifest = {}
-    for clf in (prompt, refusal, output):
-        name = f"{clf.registry_name}.npz"
-        sha = clf.save(config.out_dir / name)
+    trained: list[EmbeddedPromptClassifier | RefusalDetector | EmbeddedOutputClassifier]
+    trained = [prompt, refusal, output]
+    for fitted in trained:
+        name = f"{fitted.registry_name}.npz"
+        sha = fitted.save(config.out_dir / name)
         files[name] = sha
-        manifest[clf.registry_name] = {"file": name, "sha256": sha, "version": config.version}
+        manifest[fitted.registry_name] = {"file": name, "sha256": sha, "version": config.version}
     (config.out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     from safestack.classify.training.card import render_card

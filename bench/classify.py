@@ -1,0 +1,128 @@
+"""Latency and throughput of the embedded prompt classifier, beside the raw embedding model.
+
+Writes BENCHMARKS.md. Texts are real prompts (XSTest, SimpleSafetyTests, JBB, Self-Instruct
+lengths) when the datasets are present, else the demo samples repeated. The "raw forward" column
+is the transformer alone on pre-tokenised input, so the gap to it is the cost of our code
+(tokenisation, windowing, heads, verdict objects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _texts(n: int) -> list[str]:
+    from safestack.classify.training.sources import find_datasets_dir, load_texts
+    from safestack.errors import DataError
+
+    try:
+        root = find_datasets_dir()
+        pool = [
+            r.text
+            for r in load_texts(
+                root, ["xstest", "simplesafetytests", "jbb_behaviours", "self_instruct"]
+            )
+        ]
+    except DataError:
+        import json
+        from importlib import resources
+
+        raw = resources.files("safestack.cli").joinpath("demo_samples.jsonl").read_text()
+        pool = [json.loads(x).get("text") or json.loads(x)["prompt"] for x in raw.splitlines()]
+    rng = np.random.default_rng(0)
+    return [pool[i] for i in rng.integers(0, len(pool), n)]
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=300, help="texts timed at batch 1")
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    args = parser.parse_args()
+
+    import torch
+
+    from safestack.classify import EmbeddedPromptClassifier
+    from safestack.classify._embedding import default_embedder
+
+    texts = _texts(max(args.n, 32 * 20))
+    clf = EmbeddedPromptClassifier()
+    start = time.perf_counter()
+    clf.classify(["warm up"])
+    load_s = time.perf_counter() - start
+    emb = default_embedder()
+    tok, model = emb._tokenizer, emb._model
+
+    for t in texts[:20]:  # warm caches
+        clf.classify([t])
+
+    raw, ours = [], []
+    with torch.inference_mode():
+        for t in texts[: args.n]:
+            enc = tok([t], truncation=True, max_length=256, return_tensors="pt")
+            s = time.perf_counter()
+            model(**enc)
+            raw.append(time.perf_counter() - s)
+            s = time.perf_counter()
+            clf.classify([t])
+            ours.append(time.perf_counter() - s)
+
+    batches = [texts[i : i + 32] for i in range(0, 32 * 20, 32)]
+    s = time.perf_counter()
+    for b in batches:
+        clf.classify(b)
+    ours_tput = 32 * len(batches) / (time.perf_counter() - s)
+    s = time.perf_counter()
+    with torch.inference_mode():
+        for b in batches:
+            enc = tok(b, truncation=True, max_length=256, padding=True, return_tensors="pt")
+            model(**enc)
+    raw_tput = 32 * len(batches) / (time.perf_counter() - s)
+
+    lengths = [len(t) for t in texts[: args.n]]
+    rows = [
+        ("embedded-prompt `classify([text])`", _pct(ours, 50), _pct(ours, 99), ours_tput),
+        ("raw MiniLM forward (pre-tokenised)", _pct(raw, 50), _pct(raw, 99), raw_tput),
+    ]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/classify.py`); numbers from one run, not asserted "
+        "by any test.",
+        "",
+        f"- Date: {dt.datetime.now(dt.UTC).isoformat(timespec='minutes')}",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, torch {torch.__version__} (CPU, "
+        f"{torch.get_num_threads()} threads)",
+        f"- Texts: {args.n} real prompts, median {statistics.median(lengths):.0f} characters "
+        f"(max {max(lengths)}); model load + first call {load_s:.1f} s",
+        "",
+        "## Prompt classifier",
+        "",
+        "| what | p50 ms / text (batch 1) | p99 ms / text (batch 1) | texts / s (batch 32) |",
+        "|---|---|---|---|",
+        *[f"| {name} | {p50:.2f} | {p99:.2f} | {tput:.0f} |" for name, p50, p99, tput in rows],
+        "",
+        f"Overhead of our code above the raw forward pass at batch 1: "
+        f"{rows[0][1] - rows[1][1]:.2f} ms (p50).",
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""A real HTTP server on 127.0.0.1 that each test scripts, and a small policy to judge by.
+
+The remote classifiers are tested over real sockets rather than a mocked transport, so that
+timeouts, refused connections and retries behave as they do in production.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from safestack.policy import Policy
+
+
+@dataclass
+class Reply:
+    """What the server answers: a JSON-serialisable body, or ``bytes`` sent as they are."""
+
+    body: Any = None
+    status: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the server saw it; header names are lower-case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class FakeEndpoint:
+    """Scripted replies (a queue, then a fallback) and a record of every request.
+
+    Tests script it through the fixture object only, so they never import from conftest.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.base_url = ""
+        self.stopping = threading.Event()
+        self._queue: deque[Reply] = deque()
+        self._fallback: Callable[[Received], Reply] | None = None
+        self._lock = threading.Lock()
+
+    def reply(
+        self,
+        body: Any = None,
+        *,
+        status: int = 200,
+        delay: float = 0.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next unanswered request with this (calls queue up in order)."""
+        with self._lock:
+            self._queue.append(Reply(body, status, delay, headers or {}))
+
+    def always(
+        self,
+        body: Any = None,
+        *,
+        status: int = 200,
+        delay: float = 0.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer every request the queue does not cover with this."""
+        reply = Reply(body, status, delay, headers or {})
+        self._fallback = lambda _request: reply
+
+    def respond(self, body_for: Callable[[Received], Any]) -> None:
+        """Answer every request the queue does not cover with ``200 body_for(request)``."""
+        self._fallback = lambda request: Reply(body_for(request))
+
+    def next_reply(self, request: Received) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._queue:
+                return self._queue.popleft()
+        if self._fallback is not None:
+            return self._fallback(request)
+        return Reply({"error": "the test scripted no reply for this request"}, status=599)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        request = Received(
+            method=self.command,
+            path=self.path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=self.rfile.read(length),
+        )
+        endpoint = self.server.endpoint
+        reply = endpoint.next_reply(request)
+        if reply.delay:
+            endpoint.stopping.wait(reply.delay)
+        raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins the handler threads: nothing outlives a test
+
+    def __init__(self, endpoint: FakeEndpoint) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.endpoint = endpoint
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client gave up first (a timeout test): expected
+        super().handle_error(request, client_address)
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEndpoint]:
+    """A scripted OpenAI-style server; its ``base_url`` ends in ``/v1``."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    fake = FakeEndpoint()
+    server = _Server(fake)
+    host, port = server.server_address[:2]
+    fake.base_url = f"http://{host!s}:{port}/v1"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """A URL on a local port nobody listens on: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+def policy() -> Policy:
+    def category(cid: str, title: str, openai: list[str], mlcommons: list[str],
+                 threshold: float, minor: float) -> dict[str, Any]:
+        return {
+            "id": cid,
+            "title": title,
+            "description": f"What counts as {title.lower()}.",
+            "disallowed": [f"{title} content that targets people"],
+            "allowed": [f"Discussing {title.lower()} for education or news"],
+            "threshold": threshold,
+            "under_18": {
+                "threshold": minor,
+                "additional_disallowed": [f"Graphic depictions of {title.lower()} for minors"],
+            },
+            "openai": openai,
+            "mlcommons": mlcommons,
+        }
+
+    return Policy.model_validate(
+        {
+            "name": "test-policy",
+            "version": "0.1",
+            "description": "A small policy for tests.",
+            "categories": [
+                category("hate", "Hate", ["hate", "hate/threatening"], ["S10"], 0.5, 0.3),
+                category(
+                    "self_harm",
+                    "Self-harm",
+                    ["self-harm", "self-harm/intent", "self-harm/instructions"],
+                    ["S11"],
+                    0.5,
+                    0.2,
+                ),
+                category("violence", "Violence", ["violence"], ["S1"], 0.5, 0.3),
+            ],
+        }
+    )

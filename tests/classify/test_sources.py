@@ -1,0 +1,31 @@
+"""The public data loads, keeps its labels, and maps only onto real policy categories."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from safestack.classify.training.sources import SOURCES, load_exchanges, load_texts
+from safestack.policy import default_policy
+
+
+def test_every_source_loads_with_labels_in_the_policy(datasets_dir) -> None:
+    records = load_texts(datasets_dir)
+    ids = set(default_policy().category_ids)
+    by_source = Counter(r.source for r in records)
+    assert by_source["xstest_safe"] == 250 and by_source["xstest_unsafe"] == 200
+    assert by_source["simplesafetytests"] == 100
+    assert {r.category for r in records} - {None} <= ids
+    assert all(r.unsafe is False for r in records if r.source in {"self_instruct", "truthfulqa"})
+    assert any(r.attack for r in records) and len({r.text for r in records}) == len(records)
+    assert len(SOURCES) >= 12
+
+
+def test_xstest_exchanges_carry_human_labels(datasets_dir) -> None:
+    xs = load_exchanges(datasets_dir, "xstest")
+    assert len(xs) == 2250
+    counts = Counter(e.refusal_label for e in xs)
+    assert counts == {"compliance": 1091, "refusal": 983, "partial_refusal": 176}
+    # Unsafe prompt + full compliance is a policy violation; some models did comply.
+    assert 0 < sum(e.unsafe for e in xs) < 200 * 5
+    human = load_exchanges(datasets_dir, "jbb_human")
+    assert len(human) == 100 and sum(e.unsafe for e in human) == 43

@@ -1,0 +1,30 @@
+"""The public names are a contract: adding one is a decision, losing one is a break."""
+
+from __future__ import annotations
+
+import safestack
+import safestack.classify
+import safestack.policy
+
+
+def test_all_is_sorted_and_resolves() -> None:
+    for module in (safestack, safestack.classify, safestack.policy):
+        names = module.__all__
+        assert names == sorted(names, key=lambda n: (not n.isupper(), n)) or names == sorted(names)
+        for name in names:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_classify_exports() -> None:
+    assert set(safestack.classify.__all__) >= {
+        "Classifier", "ClassifierSpec", "EmbeddedOutputClassifier", "EmbeddedPromptClassifier",
+        "Exchange", "LLMClassifier", "RefusalDetector", "RemoteModerationClassifier", "Verdict",
+        "classifier_names", "create_classifier", "register_classifier",
+    }
+
+
+def test_every_error_is_a_safestack_error() -> None:
+    for name in safestack.__all__:
+        obj = getattr(safestack, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, safestack.SafestackError)
