@@ -28,7 +28,9 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/classify.py --out BENCHMARKS.md
+	$(PY) bench/embedders.py --out BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train

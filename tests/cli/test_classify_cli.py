@@ -107,3 +107,36 @@ def test_every_command_has_help(command) -> None:
     result = _run(*command, "--help")
     assert result.exit_code == 0
     assert "Usage" in result.stdout
+
+
+def test_train_rebuilds_loadable_heads_with_a_card(tmp_path, datasets_dir) -> None:
+    """`safestack train` end to end, on a small subset of sources (the full run takes minutes)."""
+    out = tmp_path / "heads"
+    result = _run(
+        "train",
+        "--datasets",
+        str(datasets_dir),
+        "--out",
+        str(out),
+        "--no-leave-one-out",
+        "--sources",
+        "simplesafetytests,self_instruct,jbb_behaviours,xstest",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.splitlines()[-1])
+    assert metrics["split"]["test"] > 0 and metrics["refusal_heldout"]["safestack"]["n"] == 450
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest) == {"embedded-prompt", "embedded-output", "refusal"}
+    assert "## Headline quality" in (out / "CARD.md").read_text()
+    from safestack.classify import EmbeddedPromptClassifier
+
+    entry = manifest["embedded-prompt"]
+    clf = EmbeddedPromptClassifier(heads_path=out / entry["file"], heads_sha256=entry["sha256"])
+    assert clf.classify(["What is the easiest way of killing myself?"])[0].flagged
+
+
+def test_train_without_datasets_is_a_clear_error(tmp_path) -> None:
+    result = _run("train", "--datasets", str(tmp_path))
+    assert result.exit_code == 2
+    assert "cannot find the public datasets" in " ".join(result.stderr.split())

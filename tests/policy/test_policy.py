@@ -13,9 +13,22 @@ from safestack.errors import PolicyError
 from safestack.policy import Audience, default_policy, load_policy, policy_from_yaml
 
 IDS = [
-    "sexual", "sexual_minors", "hate", "harassment", "violence", "violence_graphic", "self_harm",
-    "violent_extremism", "weapons_cbrn", "cyber_harm", "illicit_activities", "privacy",
-    "defamation", "elections_misinformation", "specialized_advice", "intellectual_property",
+    "sexual",
+    "sexual_minors",
+    "hate",
+    "harassment",
+    "violence",
+    "violence_graphic",
+    "self_harm",
+    "violent_extremism",
+    "weapons_cbrn",
+    "cyber_harm",
+    "illicit_activities",
+    "privacy",
+    "defamation",
+    "elections_misinformation",
+    "specialized_advice",
+    "intellectual_property",
     "prompt_attack",
 ]
 DEFAULT = resources.files("safestack.policy").joinpath("default.yaml").read_text("utf-8")
@@ -27,7 +40,10 @@ def test_default_policy_has_the_taxonomy_with_mappings() -> None:
     assert policy.category("self_harm").mlcommons == ["S11"]
     assert "sexual/minors" in policy.category("sexual_minors").openai
     assert policy.to_openai(["hate", "violence"]) == [
-        "hate", "hate/threatening", "illicit/violent", "violence"
+        "hate",
+        "hate/threatening",
+        "illicit/violent",
+        "violence",
     ]
     assert policy.to_mlcommons(["cyber_harm", "hate", "self_harm"]) == ["S2", "S10", "S11", "S14"]
     for category in policy.categories:
@@ -74,11 +90,18 @@ def test_structural_errors_point_at_the_line(name: str) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [
-        ("  - id: hate\n    title: Hate\n", "  - id: hate\n    title: Hate\n    title: Again\n",
-         "    title: Again", "duplicate key 'title'"),
-        ("    threshold: 0.3\n    under_18:\n      threshold: 0.2\n    mlcommons: [S4]",
-         "    threshold: 1.5\n    under_18:\n      threshold: 0.2\n    mlcommons: [S4]",
-         "threshold: 1.5", "less than or equal to 1 (got 1.5)"),
+        (
+            "  - id: hate\n    title: Hate\n",
+            "  - id: hate\n    title: Hate\n    title: Again\n",
+            "    title: Again",
+            "duplicate key 'title'",
+        ),
+        (
+            "    threshold: 0.3\n    under_18:\n      threshold: 0.2\n    mlcommons: [S4]",
+            "    threshold: 1.5\n    under_18:\n      threshold: 0.2\n    mlcommons: [S4]",
+            "threshold: 1.5",
+            "less than or equal to 1 (got 1.5)",
+        ),
         ("mlcommons: [S4]", "mlcommons: [S15]", "mlcommons: [S15]", "'S15'"),
         ("  - id: hate\n", "  - id: Hate-Speech\n", "id: Hate-Speech", "must be snake_case"),
         ("  - id: harassment\n", "  - id: hate\n", "  - id: hate\n", "appears more than once"),
@@ -102,7 +125,8 @@ def test_missing_field_points_at_its_category() -> None:
 
 
 def test_under_18_looser_than_adult_is_rejected() -> None:
-    text = _edit("      threshold: 0.2\n    mlcommons: [S4]", "      threshold: 0.4\n    mlcommons: [S4]")
+    old = "      threshold: 0.2\n    mlcommons: [S4]"
+    text = _edit(old, old.replace("0.2", "0.4"))
     with pytest.raises(PolicyError, match="under-18 rule must be at least as strict"):
         policy_from_yaml(text)
 

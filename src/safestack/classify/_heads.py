@@ -68,6 +68,7 @@ class HeadBundle:
 
     heads: dict[str, Head]
     meta: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None  # of the file it was loaded from or saved to
 
     def to_bytes(self) -> bytes:
         arrays: dict[str, NDArray[Any]] = {}
@@ -89,7 +90,8 @@ class HeadBundle:
         """Write the bundle and return its SHA-256 (record it in the manifest)."""
         data = self.to_bytes()
         Path(path).write_bytes(data)
-        return hashlib.sha256(data).hexdigest()
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        return self.sha256
 
     @classmethod
     def load(cls, path: str | Path, *, sha256: str | None = None) -> HeadBundle:
@@ -127,7 +129,7 @@ class HeadBundle:
             raise
         except Exception as exc:  # zip, JSON and key errors all mean one thing: unreadable
             raise ArtifactError(f"head file {path} is unreadable: {exc}") from exc
-        return cls(heads, header.get("meta", {}))
+        return cls(heads, header.get("meta", {}), digest)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -16,6 +16,8 @@ loaded, hash-checked, on first use.
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,6 +44,8 @@ __all__ = [
     "PromptLabel",
     "RefusalDetector",
 ]
+
+log = logging.getLogger(__name__)
 
 HEADS_DIR = Path(__file__).with_name("heads")
 MANIFEST = "manifest.json"
@@ -79,7 +83,7 @@ def _mlp(y: NDArray[Any], x: NDArray[np.float32], opts: HeadOptions) -> Head:
         early_stopping=True,
         random_state=opts.seed,
     )
-    model.fit(x, y)
+    _fit_logging_convergence(model, x, y)
     return Head.from_sklearn(model)
 
 
@@ -87,8 +91,28 @@ def _linear(y: NDArray[Any], x: NDArray[np.float32], opts: HeadOptions) -> Head:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=4.0, max_iter=3000, random_state=opts.seed)
-    model.fit(x, y)
+    _fit_logging_convergence(model, x, y)
     return Head.from_sklearn(model)
+
+
+def _fit_logging_convergence(model: Any, x: NDArray[np.float32], y: NDArray[Any]) -> None:
+    """Fit, turning scikit-learn's convergence warning into a log line.
+
+    Not converging within the iteration budget is a fact worth recording about a training run,
+    not an error: the head is still measured on held-out data before it ships.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(x, y)
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            log.warning("%s: %s", type(model).__name__, warning.message)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 def packaged_heads(name: str) -> tuple[Path, str]:
@@ -121,13 +145,16 @@ class _EmbeddedClassifier:
         options: HeadOptions | None = None,
     ) -> None:
         self.policy = policy
-        self.audience = Audience(audience)
+        try:
+            self.audience = Audience(audience)
+        except ValueError:
+            allowed = ", ".join(a.value for a in Audience)
+            raise InputError(f"unknown audience {audience!r}; allowed: {allowed}") from None
         self.heads_path = heads_path
         self.heads_sha256 = heads_sha256
         self.embedder = embedder
         self.options = options or HeadOptions()
         self.bundle_: HeadBundle | None = None
-        self._sha: str | None = None
 
     # -- state -------------------------------------------------------------------------------
 
@@ -165,7 +192,6 @@ class _EmbeddedClassifier:
                     f"not {self.registry_name!r}"
                 )
             self.bundle_ = bundle
-            self._sha = sha
         return self.bundle_
 
     @property
@@ -174,16 +200,19 @@ class _EmbeddedClassifier:
         return ClassifierSpec(
             name=self.registry_name,
             version=str(bundle.meta.get("version", "unversioned")),
-            artifact_sha256=self._sha,
-            args={"audience": self.audience.value, "embedder": self._embedder.name},
+            artifact_sha256=bundle.sha256,
+            args={
+                "audience": self.audience.value,
+                "embedder": self._embedder.name,
+                "policy": f"{self._policy.name}@{self._policy.version}",
+            },
         )
 
     def save(self, path: str | Path) -> str:
         """Write the fitted heads; returns the SHA-256 to pin in a manifest."""
         if self.bundle_ is None:
             raise ArtifactError("nothing to save: call fit() first")
-        self._sha = self.bundle_.save(path)
-        return self._sha
+        return self.bundle_.save(path)
 
     def _new_bundle(self, heads: dict[str, Head], **meta: Any) -> HeadBundle:
         return HeadBundle(
@@ -281,7 +310,6 @@ class EmbeddedPromptClassifier(_EmbeddedClassifier):
             "attack": _mlp(y_attack, x, self.options),
         }
         self.bundle_ = self._new_bundle(heads, version=version)
-        self._sha = None
         return self
 
     @property
@@ -367,7 +395,6 @@ class RefusalDetector(_EmbeddedClassifier):
         x = self._features(as_exchanges(exchanges)) if features is None else features
         head = _linear(np.asarray(labels), x, self.options)
         self.bundle_ = self._new_bundle({"refusal": head}, version=version)
-        self._sha = None
         return self
 
     def predict_proba(
@@ -444,7 +471,6 @@ class EmbeddedOutputClassifier(_EmbeddedClassifier):
         x = self.features(exchanges) if features is None else features
         harm = _mlp(np.asarray(unsafe, dtype=bool), x, self.options)
         self.bundle_.heads["harm"] = harm
-        self._sha = None
         return self
 
     @property

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from safestack.cli import classify as classify_cmd
-from safestack.cli import demo as demo_cmd
-from safestack.cli import policy as policy_cmd
-from safestack.cli import train as train_cmd
+from safestack.cli.classify import classify
+from safestack.cli.demo import demo
+from safestack.cli.policy import app as policy_app
+from safestack.cli.train import train
 
 __all__ = ["app", "main"]
 
@@ -18,10 +18,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("classify")(classify_cmd.classify)
-app.command("train")(train_cmd.train)
-app.command("demo")(demo_cmd.demo)
-app.add_typer(policy_cmd.app, name="policy")
+app.command("classify")(classify)
+app.command("train")(train)
+app.command("demo")(demo)
+app.add_typer(policy_app, name="policy")
 
 
 def main() -> None:

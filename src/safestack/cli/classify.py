@@ -82,8 +82,10 @@ def classify(
     ] = None,
     base_url: Annotated[
         str | None,
-        typer.Option(help="Endpoint of a remote classifier (remote-moderation, llm), e.g. "
-                     "http://127.0.0.1:8000/v1. The key is read from $SAFESTACK_API_KEY."),
+        typer.Option(
+            help="Endpoint of a remote classifier (remote-moderation, llm), e.g. "
+            "http://127.0.0.1:8000/v1. The key is read from $SAFESTACK_API_KEY."
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name at --base-url.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,

@@ -28,15 +28,20 @@ def check(
         policy = load_policy(file)
     except PolicyError as exc:
         if as_json:
-            record: dict[str, Any] = {"ok": False, "path": str(file), "line": exc.line,
-                                      "error": exc.reason}
+            record: dict[str, Any] = {
+                "ok": False,
+                "path": str(file),
+                "line": exc.line,
+                "error": exc.reason,
+            }
             sys.stdout.write(json.dumps(record) + "\n")
         else:
             err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.ERROR) from None
     if as_json:
-        sys.stdout.write(json.dumps({"ok": True, "path": str(file),
-                                     "categories": policy.category_ids}) + "\n")
+        sys.stdout.write(
+            json.dumps({"ok": True, "path": str(file), "categories": policy.category_ids}) + "\n"
+        )
     else:
         console.print(f"{file}: ok — {len(policy.categories)} categories", soft_wrap=True)
 
@@ -54,25 +59,45 @@ def show(
         who = Audience(audience)
         policy = load_policy(file) if file else default_policy()
     except ValueError:
-        err_console.print(f"[bold red]error:[/] unknown audience {audience!r}; "
-                          "allowed: adult, under_18")
+        err_console.print(
+            f"[bold red]error:[/] unknown audience {audience!r}; allowed: adult, under_18"
+        )
         raise typer.Exit(ExitCode.ERROR) from None
     except PolicyError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.ERROR) from None
-    rows = [
-        {"id": c.id, "title": c.title, "threshold": c.threshold_for(who),
-         "mlcommons": c.mlcommons, "openai": c.openai}
+    rows: list[dict[str, Any]] = [
+        {
+            "id": c.id,
+            "title": c.title,
+            "threshold": c.threshold_for(who),
+            "mlcommons": c.mlcommons,
+            "openai": c.openai,
+        }
         for c in policy.categories
     ]
     if as_json:
-        sys.stdout.write(json.dumps({"name": policy.name, "version": policy.version,
-                                     "audience": who.value, "categories": rows}) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "name": policy.name,
+                    "version": policy.version,
+                    "audience": who.value,
+                    "categories": rows,
+                }
+            )
+            + "\n"
+        )
         return
     table = Table(title=f"{policy.name} {policy.version} — audience {who.value}")
     for col in ("id", "title", "threshold", "MLCommons", "OpenAI"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["id"], r["title"], f"{r['threshold']:.2f}", ", ".join(r["mlcommons"]),
-                      ", ".join(r["openai"]))
+        table.add_row(
+            r["id"],
+            r["title"],
+            f"{r['threshold']:.2f}",
+            ", ".join(r["mlcommons"]),
+            ", ".join(r["openai"]),
+        )
     console.print(table)

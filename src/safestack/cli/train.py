@@ -35,6 +35,11 @@ def train(
     leave_one_out: Annotated[
         bool, typer.Option(help="Also measure cross-domain (one head set per left-out source).")
     ] = True,
+    sources: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated text sources to train on (default: all). "
+                     "For experiments: the shipped heads use every source."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train the prompt classifier, refusal detector and output judge; write their card."""
@@ -49,6 +54,7 @@ def train(
             out_dir=out or HEADS_DIR,
             seed=seed,
             leave_one_out=leave_one_out,
+            sources=tuple(s.strip() for s in sources.split(",")) if sources else None,
         )
         columns = (
             TextColumn("{task.description:<22}"),

@@ -29,7 +29,7 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise PolicyError(
@@ -72,8 +72,8 @@ def _describe(error: Any) -> str:
 def policy_from_yaml(text: str, *, path: str | None = None) -> Policy:
     """Parse and validate a policy from YAML text; ``path`` is only used in messages."""
     try:
-        root = yaml.compose(text, Loader=_StrictLoader)  # type: ignore[arg-type]
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+        root = yaml.compose(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_StrictLoader)
     except PolicyError as exc:
         raise PolicyError(exc.reason, path=path, line=exc.line) from None
     except yaml.YAMLError as exc:
@@ -82,12 +82,17 @@ def policy_from_yaml(text: str, *, path: str | None = None) -> Policy:
         line = mark.line + 1 if mark is not None else None
         raise PolicyError(f"not valid YAML: {problem}", path=path, line=line) from None
     if root is None or data is None:
-        raise PolicyError("the file is empty; a policy needs name, version, description and "
-                          "categories", path=path, line=1)
+        raise PolicyError(
+            "the file is empty; a policy needs name, version, description and categories",
+            path=path,
+            line=1,
+        )
     if not isinstance(data, dict):
         raise PolicyError(
             f"the top level must be a mapping (name, version, description, categories), "
-            f"not a {type(data).__name__}", path=path, line=root.start_mark.line + 1,
+            f"not a {type(data).__name__}",
+            path=path,
+            line=root.start_mark.line + 1,
         )
     try:
         return Policy.model_validate(data)

@@ -139,7 +139,9 @@ class Category(BaseModel):
         return self
 
     def threshold_for(self, audience: Audience | str) -> float:
-        return self.under_18.threshold if Audience(audience) is Audience.UNDER_18 else self.threshold
+        if Audience(audience) is Audience.UNDER_18:
+            return self.under_18.threshold
+        return self.threshold
 
 
 class Policy(BaseModel):

@@ -17,14 +17,15 @@ from numpy.typing import NDArray
 
 from safestack.classify._embedding import Embedder, cache_root
 
-__all__ = ["EmbeddingCache", "default_cache_dir"]
+__all__ = ["EmbeddingCache", "default_cache_dir", "text_key"]
 
 
 def default_cache_dir() -> Path:
     return cache_root() / "embeddings"
 
 
-def _key(text: str) -> str:
+def text_key(text: str) -> str:
+    """A stable identifier of a text (used for the cache and to name held-out sets)."""
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
@@ -33,7 +34,7 @@ class EmbeddingCache:
 
     def __init__(self, embedder: Embedder, root: Path | None = None) -> None:
         self.embedder = embedder
-        revision = _key(embedder.revision)[:16]
+        revision = text_key(embedder.revision)[:16]
         self.folder = (root or default_cache_dir()) / revision
         self._index: dict[str, int] = {}
         self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
@@ -66,7 +67,7 @@ class EmbeddingCache:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
     ) -> NDArray[np.float32]:
-        keys = [_key(t) for t in texts]
+        keys = [text_key(t) for t in texts]
         missing = sorted(
             {k: t for k, t in zip(keys, texts, strict=True) if k not in self._index}.items()
         )

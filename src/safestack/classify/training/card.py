@@ -120,7 +120,9 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         f"held-out texts: {_f(p['benign_fpr'])}; on XSTest's safe prompts (built to look "
         f"unsafe): {_f(p['xstest_safe_fpr'])}. Prompt attack: {_describe(p['attack'])}.",
         "",
-        "Per category (one-vs-rest on the category score, at the policy's adult threshold):",
+        *_baseline_lines(metrics),
+        "Per category (one-vs-rest on the category score, at the policy's adult threshold; "
+        "unsafe texts whose source gives no category are left out):",
         "",
         _table(
             ["category", "positives", "precision", "recall", "F1", "AUPRC"],
@@ -220,6 +222,40 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def _baseline_lines(metrics: dict[str, Any]) -> list[str]:
+    base = metrics.get("prompt_baseline_profanity_check")
+    if not base:
+        return []
+    ours = metrics["prompt_heldout"]
+    return [
+        "Baseline on the same held-out texts: `alt-profanity-check` 1.9.1 (linear SVM over "
+        "TF-IDF, trained on user comments):",
+        "",
+        _table(
+            ["classifier", "precision", "recall", "F1", "AUPRC", "benign FPR"],
+            [
+                [
+                    "embedded-prompt",
+                    ours["unsafe"]["precision"],
+                    ours["unsafe"]["recall"],
+                    ours["unsafe"]["f1"],
+                    ours["unsafe"]["auprc"],
+                    ours["benign_fpr"],
+                ],
+                [
+                    "alt-profanity-check",
+                    base["unsafe"]["precision"],
+                    base["unsafe"]["recall"],
+                    base["unsafe"]["f1"],
+                    base["unsafe"]["auprc"],
+                    base["benign_fpr"],
+                ],
+            ],
+        ),
+        "",
+    ]
 
 
 def _describe(m: dict[str, Any]) -> str:

@@ -73,9 +73,14 @@ class Source:
 
 def find_datasets_dir(explicit: str | Path | None = None) -> Path:
     """Locate ``shared/datasets``: an explicit path, ``$SAFESTACK_DATASETS``, or beside the repo."""
+    if explicit is not None:  # an explicit choice is never silently replaced by a default
+        if (Path(explicit) / "xstest" / "xstest_prompts.csv").is_file():
+            return Path(explicit)
+        raise DataError(
+            f"cannot find the public datasets in {explicit} (no xstest/xstest_prompts.csv); "
+            "pass the folder that holds xstest/, jailbreakbench/, …"
+        )
     candidates: list[Path] = []
-    if explicit is not None:
-        candidates.append(Path(explicit))
     if env := os.environ.get("SAFESTACK_DATASETS"):
         candidates.append(Path(env))
     here = Path.cwd().resolve()

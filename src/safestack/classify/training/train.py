@@ -37,7 +37,7 @@ from safestack.classify.embedded import (
     HeadOptions,
     RefusalDetector,
 )
-from safestack.classify.training.cache import EmbeddingCache
+from safestack.classify.training.cache import EmbeddingCache, text_key
 from safestack.classify.training.metrics import binary_report, multiclass_report
 from safestack.classify.training.sources import (
     SOURCES,
@@ -48,7 +48,7 @@ from safestack.classify.training.sources import (
 from safestack.classify.training.split import grouped_split, near_duplicate_components
 from safestack.policy import Policy, default_policy
 
-__all__ = ["TrainConfig", "TrainReport", "train_all"]
+__all__ = ["TrainConfig", "TrainReport", "prompt_report", "refusal_report", "train_all"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -64,6 +64,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     near_duplicate: float = 0.9
     leave_one_out: bool = True
+    sources: tuple[str, ...] | None = None  # text sources to use (default: all)
     version: str = "1.0"
     options: HeadOptions = field(default_factory=HeadOptions)
 
@@ -106,16 +107,19 @@ def _policy_examples(policy: Policy) -> list[LabelledText]:
     return out
 
 
-def _prompt_report(
+def prompt_report(
     clf: EmbeddedPromptClassifier,
-    x: NDArray[np.float32],
+    scores: NDArray[np.float32],
     records: list[LabelledText],
     thresholds: dict[str, float],
 ) -> dict[str, Any]:
-    """Quality of the prompt classifier on ``records`` (their embeddings ``x``)."""
-    heads = clf.bundle.heads
-    p_unsafe = heads["unsafe"].predict_proba(x)
-    p_attack = heads["attack"].predict_proba(x)
+    """Quality of the prompt classifier on ``records``, given its scores for them.
+
+    ``scores`` has one column per ``clf.categories``; the largest content-category score is
+    P(unsafe) by construction, and the last column is the prompt-attack score.
+    """
+    p_unsafe = scores[:, :-1].max(axis=1)
+    p_attack = scores[:, -1]
     harm = np.array([r.unsafe is not None for r in records])
     unsafe = np.array([bool(r.unsafe) for r in records])
     source = np.array([r.source for r in records])
@@ -131,8 +135,6 @@ def _prompt_report(
             [r.attack for r in records], p_attack, threshold=thresholds.get("prompt_attack", 0.5)
         ),
     }
-    # Per category: one-vs-rest on the category score, over every labelled harm example.
-    scores = clf.score_embeddings(x)
     cats = clf.categories[:-1]
     # Unsafe texts whose upstream set gives no category (AdvBench, …) are left out: they are
     # neither positives nor honest negatives for any one category.
@@ -186,11 +188,11 @@ def _peer_refusal(datasets: Path, held_out: set[str]) -> dict[str, Any]:
                     if row["id"] in held_out:
                         y_true.append(mapping[row["final_label"].strip()])
                         y_pred.append(mapping.get(row[column].strip(), row[column].strip()))
-        out[column] = _refusal_scores(y_true, y_pred)
+        out[column] = refusal_report(y_true, y_pred)
     return out
 
 
-def _refusal_scores(y_true: list[str], y_pred: list[str]) -> dict[str, Any]:
+def refusal_report(y_true: list[str], y_pred: list[str]) -> dict[str, Any]:
     refused_t = [y != "compliance" for y in y_true]
     refused_p = [y != "compliance" for y in y_pred]
     binary = binary_report(refused_t, np.asarray(refused_p, dtype=float))
@@ -201,6 +203,24 @@ def _refusal_scores(y_true: list[str], y_pred: list[str]) -> dict[str, Any]:
         "refusal_precision": binary["precision"],
         "refusal_recall": binary["recall"],
         "refusal_f1": binary["f1"],
+    }
+
+
+def baseline_report(records: list[LabelledText]) -> dict[str, Any] | None:
+    """``alt-profanity-check`` (a linear model over TF-IDF) on the same held-out texts.
+
+    A baseline to beat, not a dependency: it only runs where the ``train`` extra is installed.
+    """
+    try:
+        from profanity_check import predict_prob
+    except ImportError:
+        return None
+    harm = [r for r in records if r.unsafe is not None]
+    scores = np.asarray(predict_prob([r.text for r in harm]), dtype=float)
+    truth = np.array([bool(r.unsafe) for r in harm])
+    return {
+        "unsafe": binary_report(truth, scores),
+        "benign_fpr": binary_report(truth[~truth], scores[~truth])["fpr"],
     }
 
 
@@ -237,7 +257,8 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
         return out
 
     # -- prompt classifier ---------------------------------------------------------------------
-    records = load_texts(config.datasets) + _policy_examples(policy)
+    names = list(config.sources) if config.sources else None
+    records = load_texts(config.datasets, names) + _policy_examples(policy)
     x = embed([r.text for r in records], "embed texts")
     components = near_duplicate_components(
         [r.group for r in records], x, threshold=config.near_duplicate
@@ -278,9 +299,14 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
             "components": len(set(components)),
         },
     }
-    metrics["prompt_heldout"] = _prompt_report(
-        prompt, x[test_idx], [records[i] for i in test_idx], thresholds
-    )
+    # Held-out numbers come from the inference path itself (every window of long texts).
+    progress("score held-out texts", 0, 1)
+    test_records = [records[i] for i in test_idx]
+    test_scores = prompt.predict_proba([r.text for r in test_records])
+    progress("score held-out texts", 1, 1)
+    metrics["prompt_heldout"] = prompt_report(prompt, test_scores, test_records, thresholds)
+    metrics["prompt_baseline_profanity_check"] = baseline_report(test_records)
+    heldout_keys = sorted(text_key(r.text) for r in test_records)
 
     if config.leave_one_out:
         sources = sorted({r.source for r in records} - {"policy_examples"})
@@ -295,7 +321,7 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
                 embeddings=x[keep],
             )
             part = [records[i] for i in held]
-            rep = _prompt_report(clf, x[held], part, thresholds)
+            rep = prompt_report(clf, clf.score_embeddings(x[held]), part, thresholds)
             loso[name] = rep["per_source"][name] | {
                 "attack_recall": rep["attack"]["recall"] if rep["attack"]["positives"] else None
             }
@@ -320,7 +346,7 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     truth = [str(e.refusal_label) for e, t in zip(xs, xs_test, strict=True) if t]
     metrics["refusal_heldout"] = {
         "split": "XSTest ids v2-N with N % 5 == 0, completions of all five models",
-        "safestack": _refusal_scores(truth, pred)
+        "safestack": refusal_report(truth, pred)
         | {"per_class": multiclass_report(truth, pred)["per_class"]},
         **_peer_refusal(config.datasets, held_ids),
     }
@@ -379,6 +405,9 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
         manifest[fitted.registry_name] = {"file": name, "sha256": sha, "version": config.version}
     (config.out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (config.out_dir / "heldout.json").write_text(
+        json.dumps({"embedded-prompt": heldout_keys}, separators=(",", ":")) + "\n"
+    )
     from safestack.classify.training.card import render_card
 
     (config.out_dir / "CARD.md").write_text(render_card(metrics, manifest))
