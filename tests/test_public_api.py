@@ -17,9 +17,18 @@ def test_all_is_sorted_and_resolves() -> None:
 
 def test_classify_exports() -> None:
     assert set(safestack.classify.__all__) >= {
-        "Classifier", "ClassifierSpec", "EmbeddedOutputClassifier", "EmbeddedPromptClassifier",
-        "Exchange", "LLMClassifier", "RefusalDetector", "RemoteModerationClassifier", "Verdict",
-        "classifier_names", "create_classifier", "register_classifier",
+        "Classifier",
+        "ClassifierSpec",
+        "EmbeddedOutputClassifier",
+        "EmbeddedPromptClassifier",
+        "Exchange",
+        "LLMClassifier",
+        "RefusalDetector",
+        "RemoteModerationClassifier",
+        "Verdict",
+        "classifier_names",
+        "create_classifier",
+        "register_classifier",
     }
 
 

@@ -170,8 +170,14 @@ def closed_url() -> str:
 
 @pytest.fixture
 def policy() -> Policy:
-    def category(cid: str, title: str, openai: list[str], mlcommons: list[str],
-                 threshold: float, minor: float) -> dict[str, Any]:
+    def category(
+        cid: str,
+        title: str,
+        openai: list[str],
+        mlcommons: list[str],
+        threshold: float,
+        minor: float,
+    ) -> dict[str, Any]:
         return {
             "id": cid,
             "title": title,

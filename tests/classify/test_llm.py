@@ -103,17 +103,38 @@ def test_a_single_json_fence_is_accepted(
         (answer("SAFE", []), "verdict: Input should be 'safe' or 'unsafe'"),
         (answer("maybe", []), "verdict: Input should be 'safe' or 'unsafe'"),
         ('{"verdict": "safe", "categories": []}', "rationale: Field required"),
-        ('{"verdict": "safe", "categories": [], "rationale": "x", "confidence": 0.9}',
-         "confidence: Extra inputs"),
+        (
+            '{"verdict": "safe", "categories": [], "rationale": "x", "confidence": 0.9}',
+            "confidence: Extra inputs",
+        ),
         ('{"verdict": "safe", "categories": "hate", "rationale": "x"}', "categories: "),
-        ('{"verdict": "unsafe", "verdict": "safe", "categories": [], "rationale": "x"}',
-         r"duplicate key\(s\) \['verdict'\]"),
+        (
+            '{"verdict": "unsafe", "verdict": "safe", "categories": [], "rationale": "x"}',
+            r"duplicate key\(s\) \['verdict'\]",
+        ),
         ("<think>easy</think>" + answer("safe", []), "not exactly one JSON object"),
     ],
-    ids=["prose", "bare-safe", "Safe.", "bare-unsafe", "json-string", "text-after",
-         "text-before", "two-objects", "text-after-fence", "unknown-id", "unsafe-no-category",
-         "safe-with-category", "upper-case", "maybe", "missing-rationale", "extra-key",
-         "categories-string", "duplicate-key", "think-tags"],
+    ids=[
+        "prose",
+        "bare-safe",
+        "Safe.",
+        "bare-unsafe",
+        "json-string",
+        "text-after",
+        "text-before",
+        "two-objects",
+        "text-after-fence",
+        "unknown-id",
+        "unsafe-no-category",
+        "safe-with-category",
+        "upper-case",
+        "maybe",
+        "missing-rationale",
+        "extra-key",
+        "categories-string",
+        "duplicate-key",
+        "think-tags",
+    ],
 )
 def test_an_answer_out_of_contract_fails_closed(
     endpoint: FakeEndpoint, policy: Policy, content: str, why: str
@@ -138,8 +159,18 @@ def test_an_answer_out_of_contract_fails_closed(
         ({"error": {"message": "model overloaded"}}, "choices: Field required"),
         ([answer("safe", [])], "not a chat completion"),
     ],
-    ids=["empty", "blank", "null", "refusal", "truncated", "no-choices", "empty-choices",
-         "message-string", "error-object", "list"],
+    ids=[
+        "empty",
+        "blank",
+        "null",
+        "refusal",
+        "truncated",
+        "no-choices",
+        "empty-choices",
+        "message-string",
+        "error-object",
+        "list",
+    ],
 )
 def test_a_response_without_a_usable_answer_fails_closed(
     endpoint: FakeEndpoint, policy: Policy, body: Any, why: str
@@ -162,7 +193,9 @@ def test_each_item_gets_its_own_request_and_verdict_in_order(
     assert [v.flagged for v in verdicts] == [False, True, True]
     assert verdicts[1].error is not None and verdicts[2].categories == ["hate"]
     assert [json.loads(r.json()["messages"][1]["content"]) for r in endpoint.requests] == [
-        {"text": "a"}, {"text": "b"}, {"text": "c"}
+        {"text": "a"},
+        {"text": "b"},
+        {"text": "c"},
     ]
 
 
@@ -218,8 +251,9 @@ def test_exchange_mode_judges_the_response_given_the_prompt(
 
 
 def test_exchange_mode_needs_exchanges(policy: Policy) -> None:
-    with make("http://127.0.0.1:9/v1", policy, input_kind="exchange") as clf, pytest.raises(
-        InputError, match="Exchange"
+    with (
+        make("http://127.0.0.1:9/v1", policy, input_kind="exchange") as clf,
+        pytest.raises(InputError, match="Exchange"),
     ):
         clf.classify(["just a prompt"])
 
@@ -304,9 +338,10 @@ def test_a_server_error_is_retried(endpoint: FakeEndpoint, policy: Policy) -> No
 
 def test_a_persistent_server_error_raises(endpoint: FakeEndpoint, policy: Policy) -> None:
     endpoint.always({"error": f"down, key {KEY}"}, status=500)
-    with make(endpoint.base_url, policy, api_key=KEY, max_retries=1) as clf, pytest.raises(
-        RemoteError, match=r"HTTP 500 .*after 2 attempts"
-    ) as info:
+    with (
+        make(endpoint.base_url, policy, api_key=KEY, max_retries=1) as clf,
+        pytest.raises(RemoteError, match=r"HTTP 500 .*after 2 attempts") as info,
+    ):
         clf.classify(["x"])
     assert KEY not in "".join(traceback.format_exception(info.value))
     assert len(endpoint.requests) == 2
@@ -314,16 +349,18 @@ def test_a_persistent_server_error_raises(endpoint: FakeEndpoint, policy: Policy
 
 def test_a_timeout_raises(endpoint: FakeEndpoint, policy: Policy) -> None:
     endpoint.always(chat("safe"), delay=5.0)
-    with make(endpoint.base_url, policy, timeout=0.2) as clf, pytest.raises(
-        RemoteError, match=r"timed out after 0\.2 s"
+    with (
+        make(endpoint.base_url, policy, timeout=0.2) as clf,
+        pytest.raises(RemoteError, match=r"timed out after 0\.2 s"),
     ):
         clf.classify(["x"])
 
 
 def test_a_refused_connection_raises(closed_url: str, policy: Policy) -> None:
-    with make(closed_url, policy, api_key=KEY, max_retries=0) as clf, pytest.raises(
-        RemoteError, match="connection failed"
-    ) as info:
+    with (
+        make(closed_url, policy, api_key=KEY, max_retries=0) as clf,
+        pytest.raises(RemoteError, match="connection failed") as info,
+    ):
         clf.classify(["x"])
     assert KEY not in "".join(traceback.format_exception(info.value))
 
@@ -339,8 +376,12 @@ def test_a_non_json_body_is_a_remote_error(endpoint: FakeEndpoint, policy: Polic
 
 def test_spec_records_what_changes_verdicts_but_never_the_key(policy: Policy) -> None:
     clf = LLMClassifier(
-        "https://judge.example/v1", "gpt-oss-safeguard-20b", api_key=KEY, policy=policy,
-        audience="under_18", input_kind="exchange",
+        "https://judge.example/v1",
+        "gpt-oss-safeguard-20b",
+        api_key=KEY,
+        policy=policy,
+        audience="under_18",
+        input_kind="exchange",
     )
     args = clf.spec.args
     assert args == {
@@ -381,7 +422,8 @@ def test_is_registered_and_builds_without_connecting(policy: Policy) -> None:
 def test_bad_parameters_are_reported_on_use(
     policy: Policy, kwargs: dict[str, Any], message: str
 ) -> None:
-    with make("http://127.0.0.1:9/v1", policy, **kwargs) as clf, pytest.raises(
-        ClassifierError, match=message
+    with (
+        make("http://127.0.0.1:9/v1", policy, **kwargs) as clf,
+        pytest.raises(ClassifierError, match=message),
     ):
         clf.classify(["x"])

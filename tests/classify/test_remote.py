@@ -50,21 +50,23 @@ def test_scores_map_onto_policy_categories_and_flag_by_threshold(
 
     assert first.scores == {"hate": 0.9, "self_harm": 0.1, "violence": 0.3}  # max; no 'sexual'
     assert first.flagged and first.categories == ["hate"]
-    assert not second.flagged and second.scores == {"hate": 0.0, "self_harm": 0.0,
-                                                     "violence": 0.0}
+    assert not second.flagged and second.scores == {"hate": 0.0, "self_harm": 0.0, "violence": 0.0}
     (request,) = endpoint.requests
     assert request.method == "POST" and request.path == "/v1/moderations"
-    assert request.json() == {"model": "omni-moderation-latest",
-                              "input": ["some text", "other text"]}
+    assert request.json() == {
+        "model": "omni-moderation-latest",
+        "input": ["some text", "other text"],
+    }
 
 
 def test_under_18_audience_flags_at_the_stricter_threshold(
     endpoint: FakeEndpoint, policy: Policy
 ) -> None:
     endpoint.always(moderation(result(violence=0.35)))
-    with make(endpoint.base_url, policy) as adult, make(
-        endpoint.base_url, policy, audience=Audience.UNDER_18
-    ) as minor:
+    with (
+        make(endpoint.base_url, policy) as adult,
+        make(endpoint.base_url, policy, audience=Audience.UNDER_18) as minor,
+    ):
         assert not adult.classify(["x"])[0].flagged
         assert minor.classify(["x"])[0].categories == ["violence"]
 
@@ -72,8 +74,11 @@ def test_under_18_audience_flags_at_the_stricter_threshold(
 def test_a_category_the_endpoint_does_not_score_is_absent(
     endpoint: FakeEndpoint, policy: Policy
 ) -> None:
-    older = {"flagged": False, "categories": {"hate": False},
-             "category_scores": {"hate": 0.7, "illicit": 0.99}}
+    older = {
+        "flagged": False,
+        "categories": {"hate": False},
+        "category_scores": {"hate": 0.7, "illicit": 0.99},
+    }
     endpoint.reply(moderation(older))
     with make(endpoint.base_url, policy) as clf:
         (verdict,) = clf.classify(["x"])
@@ -108,9 +113,10 @@ def test_authorization_header_is_sent_only_with_a_key(
     endpoint: FakeEndpoint, policy: Policy
 ) -> None:
     endpoint.always(moderation(result()))
-    with make(endpoint.base_url, policy, api_key=KEY) as keyed, make(
-        endpoint.base_url, policy
-    ) as anonymous:
+    with (
+        make(endpoint.base_url, policy, api_key=KEY) as keyed,
+        make(endpoint.base_url, policy) as anonymous,
+    ):
         keyed.classify(["x"])
         anonymous.classify(["x"])
     assert endpoint.requests[0].headers["authorization"] == f"Bearer {KEY}"
@@ -140,8 +146,9 @@ def test_a_persistent_server_error_raises_after_bounded_retries(
     endpoint: FakeEndpoint, policy: Policy
 ) -> None:
     endpoint.always({"error": "still down"}, status=503)
-    with make(endpoint.base_url, policy, max_retries=2) as clf, pytest.raises(
-        RemoteError, match=r"HTTP 503 .*after 3 attempts.*still down"
+    with (
+        make(endpoint.base_url, policy, max_retries=2) as clf,
+        pytest.raises(RemoteError, match=r"HTTP 503 .*after 3 attempts.*still down"),
     ):
         clf.classify(["x"])
     assert len(endpoint.requests) == 3
@@ -156,17 +163,19 @@ def test_a_client_error_is_not_retried(endpoint: FakeEndpoint, policy: Policy) -
 
 def test_a_timeout_raises_without_retrying(endpoint: FakeEndpoint, policy: Policy) -> None:
     endpoint.always(moderation(result()), delay=5.0)
-    with make(endpoint.base_url, policy, timeout=0.2) as clf, pytest.raises(
-        RemoteError, match=r"timed out after 0\.2 s"
+    with (
+        make(endpoint.base_url, policy, timeout=0.2) as clf,
+        pytest.raises(RemoteError, match=r"timed out after 0\.2 s"),
     ):
         clf.classify(["x"])
     assert len(endpoint.requests) == 1
 
 
 def test_a_refused_connection_raises(closed_url: str, policy: Policy) -> None:
-    with make(closed_url, policy, max_retries=1) as clf, pytest.raises(
-        RemoteError, match="connection failed after 2 attempt"
-    ) as info:
+    with (
+        make(closed_url, policy, max_retries=1) as clf,
+        pytest.raises(RemoteError, match="connection failed after 2 attempt") as info,
+    ):
         clf.classify(["x"])
     assert isinstance(info.value, ClassifierError)
 
@@ -178,18 +187,36 @@ def test_a_refused_connection_raises(closed_url: str, policy: Policy) -> None:
         (moderation(), r"0 result\(s\) for 1 input"),
         (moderation(result(hate=1.7)), r"category_scores\.hate: .*less than or equal to 1"),
         (moderation(result(hate=-0.1)), r"category_scores\.hate: .*greater than or equal to 0"),
-        (moderation({**result(), "category_scores": {"hate": "0.4"}}),
-         r"category_scores\.hate: .*valid number"),
-        (moderation({"flagged": False, "categories": {}}), r"results\.0\.category_scores: .*"
-                                                           r"Field required"),
+        (
+            moderation({**result(), "category_scores": {"hate": "0.4"}}),
+            r"category_scores\.hate: .*valid number",
+        ),
+        (
+            moderation({"flagged": False, "categories": {}}),
+            r"results\.0\.category_scores: .*"
+            r"Field required",
+        ),
         ({"id": "x"}, r"results: Field required"),
         ([1, 2], "out of contract"),
         (b"<html>bad gateway</html>", r"not JSON: '<html>bad gateway</html>'"),
-        (b'{"results": [{"flagged": false, "categories": {}, "category_scores": {"hate": NaN}}]}',
-         r"finite number"),
+        (
+            b'{"results": [{"flagged": false, "categories": {}, '
+            b'"category_scores": {"hate": NaN}}]}',
+            r"finite number",
+        ),
     ],
-    ids=["too-many", "none", "above-1", "below-0", "string-score", "no-category-scores",
-         "no-results", "not-an-object", "not-json", "nan"],
+    ids=[
+        "too-many",
+        "none",
+        "above-1",
+        "below-0",
+        "string-score",
+        "no-category-scores",
+        "no-results",
+        "not-an-object",
+        "not-json",
+        "nan",
+    ],
 )
 def test_an_answer_out_of_contract_raises(
     endpoint: FakeEndpoint, policy: Policy, body: Any, message: str
@@ -220,9 +247,10 @@ def test_the_api_key_never_appears_in_errors_or_logs(
 ) -> None:
     endpoint.always(body, status=status, delay=delay)
     caplog.set_level(logging.DEBUG)
-    with make(endpoint.base_url, policy, api_key=KEY, timeout=0.3) as clf, pytest.raises(
-        RemoteError
-    ) as info:
+    with (
+        make(endpoint.base_url, policy, api_key=KEY, timeout=0.3) as clf,
+        pytest.raises(RemoteError) as info,
+    ):
         clf.classify(["x"])
     assert endpoint.requests[0].headers["authorization"] == f"Bearer {KEY}"
     assert KEY not in "".join(traceback.format_exception(info.value))  # causes included
@@ -243,7 +271,9 @@ def test_refused_connection_error_hides_the_key_and_url_credentials(
 
 def test_spec_names_the_endpoint_and_model_but_not_the_key(policy: Policy) -> None:
     clf = RemoteModerationClassifier(
-        "https://moderation.example/v1", api_key=KEY, model="omni-moderation-2024-09-26",
+        "https://moderation.example/v1",
+        api_key=KEY,
+        model="omni-moderation-2024-09-26",
         policy=policy,
     )
     spec = clf.spec

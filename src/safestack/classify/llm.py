@@ -219,8 +219,12 @@ class LLMClassifier(HTTPClassifierBase):
             "# Categories",
         ]
         for category in policy.categories:
-            lines += ["", f"## {category.id}: {category.title}", category.description.strip(),
-                      "Disallowed:"]
+            lines += [
+                "",
+                f"## {category.id}: {category.title}",
+                category.description.strip(),
+                "Disallowed:",
+            ]
             lines += [f"- {rule}" for rule in category.disallowed]
             if category.allowed:
                 lines.append("Allowed (never flag these):")
@@ -299,9 +303,7 @@ class LLMClassifier(HTTPClassifierBase):
         try:
             completion = _Completion.model_validate(body)
         except ValidationError as exc:
-            raise _Unparseable(
-                f"not a chat completion: {describe_validation_error(exc)}"
-            ) from None
+            raise _Unparseable(f"not a chat completion: {describe_validation_error(exc)}") from None
         choice = completion.choices[0]
         if choice.message.content is None and choice.message.refusal:
             raise _Unparseable(f"the judge refused: {_show(choice.message.refusal)}")

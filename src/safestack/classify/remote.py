@@ -130,8 +130,9 @@ class HTTPClassifierBase:
                 "e.g. 'https://api.openai.com/v1'"
             )
         if not (isinstance(self.timeout, int | float) and self.timeout > 0):
-            raise ClassifierError(f"timeout must be a positive number of seconds, got "
-                                  f"{self.timeout!r}")
+            raise ClassifierError(
+                f"timeout must be a positive number of seconds, got {self.timeout!r}"
+            )
         if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
             raise ClassifierError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
 

@@ -37,8 +37,10 @@ def train(
     ] = True,
     sources: Annotated[
         str | None,
-        typer.Option(help="Comma-separated text sources to train on (default: all). "
-                     "For experiments: the shipped heads use every source."),
+        typer.Option(
+            help="Comma-separated text sources to train on (default: all). "
+            "For experiments: the shipped heads use every source."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:

@@ -152,9 +152,9 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
             "number to expect on traffic unlike the training data.",
             "",
             _table(
-                ["left-out source", "n", "recall", "FPR", "attack recall"],
+                ["left-out source", "n", "recall", "FPR", "F1", "attack recall"],
                 [
-                    [s, m["n"], m.get("recall"), m.get("fpr"), m.get("attack_recall")]
+                    [s, m["n"], m.get("recall"), m.get("fpr"), m.get("f1"), m.get("attack_recall")]
                     for s, m in sorted(metrics["prompt_leave_one_source_out"].items())
                 ],
             ),
@@ -196,7 +196,10 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
     parts += [
         "## embedded-output, JailbreakBench human-labelled responses",
         "",
-        f"{o['split']}. Training: {o['train']}. The other rows are the classifier columns "
+        f"{o['split']}. Training exchanges: {o['train']['xstest_exchanges']} XSTest (train "
+        f"ids), {o['train']['jbb_attack_exchanges']} JailbreakBench attack responses "
+        f"({o['train']['jbb_dropped_near_duplicates']} dropped as near-duplicates of the "
+        "test rows). The other rows are the classifier columns "
         "already in that file, scored on the same 100 rows.",
         "",
         _table(
@@ -213,8 +216,14 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "- Most harmful training texts are short English instructions; long first-person "
         "text, other languages and subtle harm score lower (see the leave-one-source-out "
         "table). Use a remote classifier or the policy monitor for those.",
+        "- Embeddings average over a window: one harmful sentence surrounded by a few hundred "
+        "characters of unrelated benign text is diluted and often missed. Judge long documents "
+        "with the policy monitor or an LLM classifier as well.",
         "- XSTest's safe prompts are built to look unsafe; the false-positive rate there is "
         "the over-refusal this classifier adds on its own.",
+        "- JailbreakBench's jailbreak templates are near-duplicates across behaviours, so every "
+        "JBB text falls in one split component, which landed on the training side: JBB is "
+        "measured only in the leave-one-source-out table.",
         "- Categories with no public data (graphic violence, extremism, defamation) are "
         "learned from the policy's examples only and have no held-out measurement.",
         "- The output judge's training labels for jailbreak responses come from "
