@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def main() -> None:
     import torch
 
     from safestack.classify import EmbeddedPromptClassifier
-    from safestack.classify._embedding import default_embedder
+    from safestack.classify._embedding import MiniLMEmbedder, default_embedder
 
     texts = _texts(max(args.n, 32 * 20))
     clf = EmbeddedPromptClassifier()
@@ -64,38 +65,75 @@ def main() -> None:
     clf.classify(["warm up"])
     load_s = time.perf_counter() - start
     emb = default_embedder()
-    tok, model = emb._tokenizer, emb._model
+    runtime = emb.active_runtime
+    eager = MiniLMEmbedder(runtime="torch")
+    eager.embed(["warm up"])
+
+    def encode(batch: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        enc = emb._tokenizer(
+            batch, truncation=True, max_length=256, padding=True, return_tensors="np"
+        )
+        return (
+            enc["input_ids"].astype(np.int64),
+            enc["attention_mask"].astype(np.int64),
+            enc["token_type_ids"].astype(np.int64),
+        )
 
     for t in texts[:20]:  # warm caches
         clf.classify([t])
 
-    raw, ours = [], []
-    with torch.inference_mode():
-        for t in texts[: args.n]:
-            enc = tok([t], truncation=True, max_length=256, return_tensors="pt")
+    # Each path is timed in its own pass: interleaving ONNX Runtime and PyTorch calls makes
+    # their thread pools compete for the two cores and inflates both.
+    sample = texts[: args.n]
+    encoded_one = [encode([t]) for t in sample]
+
+    def timed(fn: Callable[[int], object]) -> list[float]:
+        out = []
+        for i in range(len(sample)):
             s = time.perf_counter()
-            model(**enc)
-            raw.append(time.perf_counter() - s)
-            s = time.perf_counter()
-            clf.classify([t])
-            ours.append(time.perf_counter() - s)
+            fn(i)
+            out.append(time.perf_counter() - s)
+        return out
+
+    ours = timed(lambda i: clf.classify([sample[i]]))
+    raw = timed(lambda i: emb._forward(*encoded_one[i]))
+    raw_eager = timed(lambda i: eager._forward(*encoded_one[i]))
 
     batches = [texts[i : i + 32] for i in range(0, 32 * 20, 32)]
     s = time.perf_counter()
     for b in batches:
         clf.classify(b)
     ours_tput = 32 * len(batches) / (time.perf_counter() - s)
+    encoded = [encode(b) for b in batches]
     s = time.perf_counter()
-    with torch.inference_mode():
-        for b in batches:
-            enc = tok(b, truncation=True, max_length=256, padding=True, return_tensors="pt")
-            model(**enc)
+    for ids, mask, types in encoded:
+        emb._forward(ids, mask, types)
     raw_tput = 32 * len(batches) / (time.perf_counter() - s)
+    s = time.perf_counter()
+    for ids, mask, types in encoded:
+        eager._forward(ids, mask, types)
+    eager_tput = 32 * len(batches) / (time.perf_counter() - s)
 
     lengths = [len(t) for t in texts[: args.n]]
     rows = [
-        ("embedded-prompt `classify([text])`", _pct(ours, 50), _pct(ours, 99), ours_tput),
-        ("raw MiniLM forward (pre-tokenised)", _pct(raw, 50), _pct(raw, 99), raw_tput),
+        (
+            "embedded-prompt `classify([text])` (tokenise, embed, heads, verdict)",
+            _pct(ours, 50),
+            _pct(ours, 99),
+            ours_tput,
+        ),
+        (
+            f"raw MiniLM forward, {runtime} (pre-tokenised; what we serve with)",
+            _pct(raw, 50),
+            _pct(raw, 99),
+            raw_tput,
+        ),
+        (
+            "raw MiniLM forward, PyTorch eager (for reference)",
+            _pct(raw_eager, 50),
+            _pct(raw_eager, 99),
+            eager_tput,
+        ),
     ]
     lines = [
         "# Benchmarks",
@@ -112,12 +150,12 @@ def main() -> None:
         "",
         "## Prompt classifier",
         "",
-        "| what | p50 ms / text (batch 1) | p99 ms / text (batch 1) | texts / s (batch 32) |",
+        "| what | p50 ms / text (batch 1) | p99 ms / text (batch 1) | texts / s (32 at a time; raw rows: one batch padded to its longest text) |",
         "|---|---|---|---|",
         *[f"| {name} | {p50:.2f} | {p99:.2f} | {tput:.0f} |" for name, p50, p99, tput in rows],
         "",
         f"Overhead of our code above the raw forward pass at batch 1: "
-        f"{rows[0][1] - rows[1][1]:.2f} ms (p50).",
+        f"{rows[0][1] - rows[1][1]:.2f} ms (p50). Target: p50 ≤ 5 ms per text at batch 1.",
         "",
     ]
     args.out.write_text("\n".join(lines))

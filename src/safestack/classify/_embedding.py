@@ -174,10 +174,7 @@ class MiniLMEmbedder(Embedder):
         if self._tokenizer is None:
             self._load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in _length_buckets(texts, batch_size):
             enc = self._tokenizer(
                 [texts[i] for i in idx],
                 padding=True,
@@ -209,6 +206,28 @@ class MiniLMEmbedder(Embedder):
                 token_type_ids=torch.from_numpy(types),
             )
         return np.asarray(out.last_hidden_state.numpy(), dtype=np.float32)
+
+
+def _length_buckets(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length.
+
+    A batch is padded to its longest text, so one 1,000-character text in a batch of short
+    prompts multiplies the work of all of them; a new batch starts when the batch is full or a
+    text is more than twice as long as the shortest in the batch.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (
+            len(current) >= batch_size or len(texts[i]) > 2 * max(len(texts[current[0]]), 64)
+        ):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _torch_model(path: Path) -> Any:
