@@ -150,7 +150,8 @@ def main() -> None:
         "",
         "## Prompt classifier",
         "",
-        "| what | p50 ms / text (batch 1) | p99 ms / text (batch 1) | texts / s (32 at a time; raw rows: one batch padded to its longest text) |",
+        "| what | p50 ms / text (batch 1) | p99 ms / text (batch 1) "
+        "| texts / s (32 at a time; raw rows: one batch padded to its longest text) |",
         "|---|---|---|---|",
         *[f"| {name} | {p50:.2f} | {p99:.2f} | {tput:.0f} |" for name, p50, p99, tput in rows],
         "",
