@@ -163,3 +163,11 @@ def test_contract(cls) -> None:
     assert len(out) == 2 and all(isinstance(v, Verdict) for v in out)
     assert out[0] == out[1]
     assert clf.classify([]) == []
+
+
+def test_unknown_audience_is_reported_on_use() -> None:
+    from safestack.errors import ClassifierError
+
+    clf = EmbeddedPromptClassifier(audience="teen")  # the constructor only stores parameters
+    with pytest.raises(ClassifierError, match="unknown audience 'teen'; allowed: adult, under_18"):
+        clf.classify(["hello"])

@@ -20,7 +20,6 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -30,6 +29,7 @@ from numpy.typing import NDArray
 from safestack.classify._embedding import Embedder, default_embedder, windows
 from safestack.classify._heads import Head, HeadBundle
 from safestack.classify._inputs import as_exchanges, as_texts
+from safestack.classify._policy_bound import PolicyBound
 from safestack.classify._protocol import ClassifierInput, Exchange, InputKind
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
@@ -128,7 +128,7 @@ def packaged_heads(name: str) -> tuple[Path, str]:
     return HEADS_DIR / entry["file"], entry["sha256"]
 
 
-class _EmbeddedClassifier:
+class _EmbeddedClassifier(PolicyBound):
     """Shared plumbing: policy, audience, embedder, lazy hash-checked heads, the spec."""
 
     registry_name: ClassVar[str]
@@ -145,11 +145,7 @@ class _EmbeddedClassifier:
         options: HeadOptions | None = None,
     ) -> None:
         self.policy = policy
-        try:
-            self.audience = Audience(audience)
-        except ValueError:
-            allowed = ", ".join(a.value for a in Audience)
-            raise InputError(f"unknown audience {audience!r}; allowed: {allowed}") from None
+        self.audience = audience
         self.heads_path = heads_path
         self.heads_sha256 = heads_sha256
         self.embedder = embedder
@@ -157,14 +153,6 @@ class _EmbeddedClassifier:
         self.bundle_: HeadBundle | None = None
 
     # -- state -------------------------------------------------------------------------------
-
-    @cached_property
-    def _policy(self) -> Policy:
-        if self.policy is not None:
-            return self.policy
-        from safestack.policy import default_policy
-
-        return default_policy()
 
     @property
     def _embedder(self) -> Embedder:
@@ -202,7 +190,7 @@ class _EmbeddedClassifier:
             version=str(bundle.meta.get("version", "unversioned")),
             artifact_sha256=bundle.sha256,
             args={
-                "audience": self.audience.value,
+                "audience": self._audience.value,
                 "embedder": self._embedder.name,
                 "policy": f"{self._policy.name}@{self._policy.version}",
             },
@@ -346,7 +334,9 @@ class EmbeddedPromptClassifier(_EmbeddedClassifier):
     def classify(self, items: Sequence[ClassifierInput]) -> list[Verdict]:
         texts = as_texts(items)
         scores = self._scores(texts)
-        return _verdicts(scores, self.categories, self._policy.thresholds(self.audience), self.spec)
+        return _verdicts(
+            scores, self.categories, self._policy.thresholds(self._audience), self.spec
+        )
 
 
 def _verdicts(
@@ -497,4 +487,6 @@ class EmbeddedOutputClassifier(_EmbeddedClassifier):
         for i, e in enumerate(exchanges):
             if not e.response.strip():
                 scores[i] = 0.0  # an empty response violates nothing
-        return _verdicts(scores, self.categories, self._policy.thresholds(self.audience), self.spec)
+        return _verdicts(
+            scores, self.categories, self._policy.thresholds(self._audience), self.spec
+        )

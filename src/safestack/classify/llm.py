@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safestack.classify._inputs import as_exchanges, as_texts
+from safestack.classify._policy_bound import PolicyBound
 from safestack.classify._protocol import ClassifierInput, Exchange, InputKind
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
@@ -93,7 +93,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 @register_classifier("llm")
-class LLMClassifier(HTTPClassifierBase):
+class LLMClassifier(PolicyBound, HTTPClassifierBase):
     """Asks a chat model whether content violates the written policy, and in which category.
 
     ``input_kind="text"`` judges a text on its own (a prompt); ``"exchange"`` judges a response
@@ -133,24 +133,6 @@ class LLMClassifier(HTTPClassifierBase):
         self.max_tokens = max_tokens
 
     # -- parameters and state ----------------------------------------------------------------
-
-    @cached_property
-    def _policy(self) -> Policy:
-        if self.policy is not None:
-            return self.policy
-        from safestack.policy import default_policy
-
-        return default_policy()
-
-    @property
-    def _audience(self) -> Audience:
-        try:
-            return Audience(self.audience)
-        except ValueError:
-            allowed = ", ".join(a.value for a in Audience)
-            raise ClassifierError(
-                f"unknown audience {self.audience!r}; allowed: {allowed}"
-            ) from None
 
     def _check_params(self) -> None:
         if self.input_kind not in INPUT_KINDS:

@@ -19,13 +19,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safestack.classify._inputs import as_texts
+from safestack.classify._policy_bound import PolicyBound
 from safestack.classify._protocol import ClassifierInput, InputKind
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
@@ -229,7 +229,7 @@ class _ModerationResponse(BaseModel):
 
 
 @register_classifier("remote-moderation")
-class RemoteModerationClassifier(HTTPClassifierBase):
+class RemoteModerationClassifier(PolicyBound, HTTPClassifierBase):
     """Scores text with a remote moderation endpoint, judged by the written policy.
 
     A policy category's score is the highest score among the OpenAI categories it maps to
@@ -259,24 +259,6 @@ class RemoteModerationClassifier(HTTPClassifierBase):
         self.policy = policy
         self.audience = audience
         self.batch_size = batch_size
-
-    @cached_property
-    def _policy(self) -> Policy:
-        if self.policy is not None:
-            return self.policy
-        from safestack.policy import default_policy
-
-        return default_policy()
-
-    @property
-    def _audience(self) -> Audience:
-        try:
-            return Audience(self.audience)
-        except ValueError:
-            allowed = ", ".join(a.value for a in Audience)
-            raise ClassifierError(
-                f"unknown audience {self.audience!r}; allowed: {allowed}"
-            ) from None
 
     @property
     def spec(self) -> ClassifierSpec:
