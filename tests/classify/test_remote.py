@@ -341,3 +341,42 @@ def test_without_a_policy_the_default_one_is_read_on_first_use(
     assert clf.spec.args["policy"] == "test-policy@0.1"
     assert clf.spec.args["policy"] == "test-policy@0.1"
     assert calls == [1]  # once
+
+
+def test_the_cli_talks_to_a_remote_endpoint_with_the_key_from_the_environment(
+    endpoint: FakeEndpoint, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`safestack classify -c remote-moderation --base-url …`: the interface, end to end."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from safestack.cli import app
+
+    endpoint.reply(moderation(result(self_harm__intent=0.97), result()))
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "first"}\n{"text": "second"}\n')
+    monkeypatch.setenv("SAFESTACK_API_KEY", KEY)
+    run = CliRunner().invoke(
+        app,
+        [
+            "classify",
+            "-i",
+            str(path),
+            "-c",
+            "remote-moderation",
+            "--base-url",
+            endpoint.base_url,
+            "--json",
+        ],
+    )
+    assert run.exit_code == 1, run.output
+    first, second = (json.loads(line) for line in run.stdout.splitlines())
+    assert first["flagged"] and first["categories"] == ["self_harm"]  # default policy mapping
+    assert not second["flagged"]
+    (request,) = endpoint.requests
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in run.output
+
+    missing = CliRunner().invoke(app, ["classify", "x", "-c", "remote-moderation"])
+    assert missing.exit_code == 2 and "base_url" in missing.stderr
