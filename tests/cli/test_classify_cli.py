@@ -111,9 +111,16 @@ def test_every_command_has_help(command) -> None:
 
 def test_train_rebuilds_loadable_heads_with_a_card(tmp_path, datasets_dir) -> None:
     """`safestack train` end to end, on a small subset of sources (the full run takes minutes)."""
+    from importlib import resources
+
     out = tmp_path / "heads"
+    policy = tmp_path / "policy.yaml"
+    shipped = resources.files("safestack.policy").joinpath("default.yaml").read_text("utf-8")
+    policy.write_text(shipped.replace('version: "1.0"', 'version: "9.9"'))
     result = _run(
         "train",
+        "--policy",
+        str(policy),
         "--datasets",
         str(datasets_dir),
         "--out",
@@ -126,6 +133,7 @@ def test_train_rebuilds_loadable_heads_with_a_card(tmp_path, datasets_dir) -> No
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout.splitlines()[-1])
     assert metrics["split"]["test"] > 0 and metrics["refusal_heldout"]["safestack"]["n"] == 450
+    assert metrics["policy"] == "safestack-default@9.9"
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest) == {"embedded-prompt", "embedded-output", "refusal"}
     assert "## Headline quality" in (out / "CARD.md").read_text()

@@ -32,6 +32,10 @@ def train(
         Path | None, typer.Option(help="Where to write the heads (default: the package's own).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and of the heads.")] = 0,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Policy whose categories and examples to train on (default: shipped)."),
+    ] = None,
     leave_one_out: Annotated[
         bool, typer.Option(help="Also measure cross-domain (one head set per left-out source).")
     ] = True,
@@ -56,6 +60,7 @@ def train(
             out_dir=out or HEADS_DIR,
             seed=seed,
             leave_one_out=leave_one_out,
+            policy_file=policy,
             sources=tuple(s.strip() for s in sources.split(",")) if sources else None,
         )
         columns = (

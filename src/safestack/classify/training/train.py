@@ -46,7 +46,7 @@ from safestack.classify.training.sources import (
     load_texts,
 )
 from safestack.classify.training.split import grouped_split, near_duplicate_components
-from safestack.policy import Policy, default_policy
+from safestack.policy import Policy, default_policy, load_policy
 
 __all__ = ["TrainConfig", "TrainReport", "prompt_report", "refusal_report", "train_all"]
 
@@ -65,6 +65,7 @@ class TrainConfig:
     near_duplicate: float = 0.9
     leave_one_out: bool = True
     sources: tuple[str, ...] | None = None  # text sources to use (default: all)
+    policy_file: Path | None = None  # default: the shipped policy
     version: str = "1.0"
     options: HeadOptions = field(default_factory=HeadOptions)
 
@@ -236,8 +237,12 @@ def _peer_judges(datasets: Path) -> dict[str, Any]:
 
 
 def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
-    """Fit the three embedded classifiers, measure them, write artefacts, manifest and card."""
-    policy = default_policy()
+    """Fit the three embedded classifiers, measure them, write artefacts, manifest and card.
+
+    Categories and their examples come from the policy: data labelled with a category the policy
+    does not have only teaches "unsafe", never a category.
+    """
+    policy = load_policy(config.policy_file) if config.policy_file else default_policy()
     embedder = MiniLMEmbedder()
     cache = EmbeddingCache(embedder)
     opts = config.options
@@ -279,6 +284,7 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     thresholds = policy.thresholds()
     metrics: dict[str, Any] = {
         "seed": config.seed,
+        "policy": f"{policy.name}@{policy.version}",
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "embedder": embedder.name,
         "embedder_revision": embedder.revision,
