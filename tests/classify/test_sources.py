@@ -29,3 +29,11 @@ def test_xstest_exchanges_carry_human_labels(datasets_dir) -> None:
     assert 0 < sum(e.unsafe for e in xs) < 200 * 5
     human = load_exchanges(datasets_dir, "jbb_human")
     assert len(human) == 100 and sum(e.unsafe for e in human) == 43
+
+
+def test_benign_answers_are_harmless_compliance(datasets_dir) -> None:
+    answers = load_exchanges(datasets_dir, "benign_answers")
+    assert len(answers) > 1000
+    assert all(e.unsafe is False and e.refusal_label == "compliance" for e in answers)
+    assert all(e.prompt.strip() and e.response.strip() for e in answers)
+    assert {e.source for e in answers} == {"self_instruct", "truthfulqa"}

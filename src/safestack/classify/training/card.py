@@ -199,7 +199,9 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         f"{o['split']}. Training exchanges: {o['train']['xstest_exchanges']} XSTest (train "
         f"ids), {o['train']['jbb_attack_exchanges']} JailbreakBench attack responses "
         f"({o['train']['jbb_dropped_near_duplicates']} dropped as near-duplicates of the "
-        "test rows). The other rows are the classifier columns "
+        f"test rows), {o['train'].get('benign_answer_exchanges', 0)} everyday requests with "
+        "human-written answers (Self-Instruct, TruthfulQA). The other rows are the classifier "
+        "columns "
         "already in that file, scored on the same 100 rows.",
         "",
         _table(

@@ -407,8 +407,10 @@ def load_exchanges(root: Path, which: str) -> list[LabelledExchange]:
     ``which`` is ``"xstest"`` (2,250 completions of 5 model set-ups with human refusal labels;
     a response violates policy when the prompt is unsafe and the model fully complied),
     ``"jbb_attacks"`` (jailbreak prompts and real responses; ``unsafe`` is the JailbreakBench
-    Llama-3-70B judge's ``jailbroken``, not a human label) or ``"jbb_human"`` (the 100 responses
-    with three human labels each; evaluation only).
+    Llama-3-70B judge's ``jailbroken``, not a human label), ``"benign_answers"`` (everyday
+    requests with their human-written answers from Self-Instruct and TruthfulQA: compliance that
+    harms no one) or ``"jbb_human"`` (the 100 responses with three human labels each; evaluation
+    only).
     """
     out: list[LabelledExchange] = []
     if which == "xstest":
@@ -456,6 +458,43 @@ def load_exchanges(root: Path, which: str) -> list[LabelledExchange]:
                 )
             )
         return out
+    if which == "benign_answers":
+        folder = root / "self_instruct"
+        for name in ("seed_tasks.jsonl.gz", "user_oriented_instructions.jsonl.gz"):
+            for task in _jsonl(folder / name):
+                instances = task.get("instances")
+                if not isinstance(instances, list) or not instances:
+                    continue
+                first = instances[0]
+                if not isinstance(first, dict) or not str(first.get("output") or "").strip():
+                    continue
+                prompt = str(task["instruction"])
+                if str(first.get("input") or "").strip():
+                    prompt = f"{prompt}\n\n{first['input']}"
+                out.append(
+                    LabelledExchange(
+                        prompt,
+                        str(first["output"]),
+                        "self_instruct",
+                        f"self_instruct:{task['id']}",
+                        "compliance",
+                        False,
+                        "human",
+                    )
+                )
+        for i, qa in enumerate(_rows(root / "truthfulqa" / "TruthfulQA.csv")):
+            out.append(
+                LabelledExchange(
+                    qa["Question"],
+                    qa["Best Answer"],
+                    "truthfulqa",
+                    f"truthfulqa:{i}",
+                    "compliance",
+                    False,
+                    "human",
+                )
+            )
+        return out
     if which == "jbb_human":
         path = root / "jailbreakbench" / "jbb_classifier_comparison_v0.1.3.csv"
         return [
@@ -470,4 +509,6 @@ def load_exchanges(root: Path, which: str) -> list[LabelledExchange]:
             )
             for row in _rows(path)
         ]
-    raise DataError(f"unknown exchange set {which!r}; known: xstest, jbb_attacks, jbb_human")
+    raise DataError(
+        f"unknown exchange set {which!r}; known: xstest, jbb_attacks, benign_answers, jbb_human"
+    )

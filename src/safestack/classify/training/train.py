@@ -365,11 +365,17 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
     r_hu = embed([e.response for e in human], "embed responses")
     p_hu = embed([e.prompt for e in human], "embed prompts")
     far = (r_jb @ r_hu.T).max(axis=1) < config.near_duplicate
-    train_ex = [e for e, t in zip(xs, xs_test, strict=True) if not t] + [
-        e for e, k in zip(jb, far, strict=True) if k
-    ]
-    r_tr = np.vstack([r_xs[~xs_test], r_jb[far]])
-    p_tr = np.vstack([p_xs[~xs_test], p_jb[far]])
+    # Everyday requests answered helpfully: compliance is not harm, and the judge must know it.
+    benign = load_exchanges(config.datasets, "benign_answers")
+    r_bn = embed([e.response for e in benign], "embed responses")
+    p_bn = embed([e.prompt for e in benign], "embed prompts")
+    train_ex = (
+        [e for e, t in zip(xs, xs_test, strict=True) if not t]
+        + [e for e, k in zip(jb, far, strict=True) if k]
+        + benign
+    )
+    r_tr = np.vstack([r_xs[~xs_test], r_jb[far], r_bn])
+    p_tr = np.vstack([p_xs[~xs_test], p_jb[far], p_bn])
     output = EmbeddedOutputClassifier(policy=policy, embedder=embedder, options=opts)
     refusal_head = refusal.bundle.heads["refusal"]
     category_head = prompt.bundle.heads["category"]
@@ -393,6 +399,7 @@ def train_all(config: TrainConfig, progress: Progress = _noop) -> TrainReport:
             "xstest_exchanges": int((~xs_test).sum()),
             "jbb_attack_exchanges": int(far.sum()),
             "jbb_dropped_near_duplicates": int((~far).sum()),
+            "benign_answer_exchanges": len(benign),
         },
         "safestack": binary_report([bool(e.unsafe) for e in human], s_hu),
         **_peer_judges(config.datasets),
