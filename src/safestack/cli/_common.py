@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from enum import IntEnum
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from safestack.errors import SafestackError
@@ -33,7 +34,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except SafestackError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(ExitCode.ERROR) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

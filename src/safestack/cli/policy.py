@@ -8,96 +8,108 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from safestack.cli._common import ExitCode, console, err_console
+from safestack.cli._common import ExitCode, console, err_console, user_errors
 from safestack.errors import PolicyError
+from safestack.policy import Audience, Policy, default_policy, load_policy
 
-app = typer.Typer(help="Check and inspect written policies.", no_args_is_help=True)
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Check and inspect written content policies (YAML files with Markdown prose).",
+    no_args_is_help=True,
+)
+
+
+def _emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 @app.command("check")
 def check(
-    file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result.")] = False,
+    file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.", show_default=False)],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of text.")
+    ] = False,
 ) -> None:
-    """Validate a policy file. Exit 0 if valid, 2 with `file:line: reason` if not."""
-    from safestack.policy import load_policy
+    """Validate a policy file.
 
+    Prints "FILE: ok — N categories", or "FILE:LINE: reason" for the first problem found.
+    Exit code 0 if the policy is valid, 2 if it is missing or invalid.
+    """
     try:
         policy = load_policy(file)
     except PolicyError as exc:
         if as_json:
-            record: dict[str, Any] = {
-                "ok": False,
-                "path": str(file),
-                "line": exc.line,
-                "error": exc.reason,
-            }
-            sys.stdout.write(json.dumps(record) + "\n")
+            _emit({"ok": False, "path": str(file), "line": exc.line, "error": exc.reason})
         else:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(ExitCode.ERROR) from None
     if as_json:
-        sys.stdout.write(
-            json.dumps({"ok": True, "path": str(file), "categories": policy.category_ids}) + "\n"
-        )
+        _emit({"ok": True, "path": str(file), "categories": policy.category_ids})
     else:
-        console.print(f"{file}: ok — {len(policy.categories)} categories", soft_wrap=True)
+        console.print(
+            f"{escape(str(file))}: ok — {len(policy.categories)} categories", soft_wrap=True
+        )
 
 
 @app.command("show")
 def show(
-    file: Annotated[Path | None, typer.Argument(help="Policy file (default: shipped).")] = None,
-    audience: Annotated[str, typer.Option(help="adult or under_18.")] = "adult",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Policy YAML file. Default: the policy shipped with safestack."),
+    ] = None,
+    audience: Annotated[
+        Audience, typer.Option(help="Whose thresholds to show.", case_sensitive=False)
+    ] = Audience.ADULT,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
 ) -> None:
-    """Show a policy's categories, thresholds and hazard mappings."""
-    from safestack.policy import Audience, default_policy, load_policy
+    """Show a policy's categories: threshold for the audience, MLCommons and OpenAI mappings.
 
-    try:
-        who = Audience(audience)
-        policy = load_policy(file) if file else default_policy()
-    except ValueError:
-        err_console.print(
-            f"[bold red]error:[/] unknown audience {audience!r}; allowed: adult, under_18"
-        )
-        raise typer.Exit(ExitCode.ERROR) from None
-    except PolicyError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(ExitCode.ERROR) from None
-    rows: list[dict[str, Any]] = [
-        {
-            "id": c.id,
-            "title": c.title,
-            "threshold": c.threshold_for(who),
-            "mlcommons": c.mlcommons,
-            "openai": c.openai,
-        }
-        for c in policy.categories
-    ]
+    Exit code 0, or 2 if the policy file is missing or invalid.
+    """
+    with user_errors():
+        policy = load_policy(file) if file is not None else default_policy()
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "name": policy.name,
-                    "version": policy.version,
-                    "audience": who.value,
-                    "categories": rows,
-                }
-            )
-            + "\n"
-        )
+        _emit(_as_record(policy, audience))
         return
-    table = Table(title=f"{policy.name} {policy.version} — audience {who.value}")
-    for col in ("id", "title", "threshold", "MLCommons", "OpenAI"):
-        table.add_column(col)
-    for r in rows:
+    table = Table(title=escape(f"{policy.name} {policy.version} — audience {audience.value}"))
+    table.add_column("id", no_wrap=True)
+    table.add_column("title")
+    table.add_column("threshold", justify="right")
+    table.add_column("MLCommons", no_wrap=True)
+    table.add_column("OpenAI moderation", overflow="fold")
+    for category in policy.categories:
         table.add_row(
-            r["id"],
-            r["title"],
-            f"{r['threshold']:.2f}",
-            ", ".join(r["mlcommons"]),
-            ", ".join(r["openai"]),
+            category.id,
+            escape(category.title),
+            f"{category.threshold_for(audience):.2f}",
+            ", ".join(category.mlcommons) or "—",
+            escape(", ".join(category.openai)) or "—",
         )
     console.print(table)
+
+
+def _as_record(policy: Policy, audience: Audience) -> dict[str, Any]:
+    return {
+        "name": policy.name,
+        "version": policy.version,
+        "audience": audience.value,
+        "categories": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "threshold": c.threshold_for(audience),
+                "additional_disallowed": (
+                    c.under_18.additional_disallowed if audience is Audience.UNDER_18 else []
+                ),
+                "mlcommons": c.mlcommons,
+                "openai": c.openai,
+            }
+            for c in policy.categories
+        ],
+    }

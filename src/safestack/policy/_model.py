@@ -10,6 +10,7 @@ import re
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "MLCOMMONS_HAZARDS",
@@ -60,6 +61,17 @@ OPENAI_MODERATION_CATEGORIES: frozenset[str] = frozenset(
 )
 
 _ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+def _rule_error(reason: str, *, at: tuple[str | int, ...]) -> PydanticCustomError:
+    """An error from a check that spans several fields, pointing at the field to blame.
+
+    Pydantic locates a model-level error at the model itself; ``ctx["at"]`` carries the path,
+    relative to that model, of the field a reader should fix (the policy loader turns it into a
+    line number). ``reason`` is passed through the context so that braces in it are not read as
+    template fields.
+    """
+    return PydanticCustomError("policy_rule", "{reason}", {"reason": reason, "at": at})
 
 
 class Audience(StrEnum):
@@ -132,9 +144,11 @@ class Category(BaseModel):
     @model_validator(mode="after")
     def _minors_are_stricter(self) -> Category:
         if self.under_18.threshold > self.threshold:
-            raise ValueError(
+            raise _rule_error(
                 f"under_18.threshold {self.under_18.threshold} is looser than threshold "
-                f"{self.threshold}; the under-18 rule must be at least as strict"
+                f"{self.threshold} of category {self.id!r}; the under-18 rule must be at least "
+                f"as strict (at most {self.threshold})",
+                at=("under_18", "threshold"),
             )
         return self
 
@@ -156,11 +170,15 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:
-        seen: set[str] = set()
-        for category in self.categories:
+        seen: dict[str, int] = {}
+        for index, category in enumerate(self.categories):
             if category.id in seen:
-                raise ValueError(f"category id {category.id!r} appears more than once")
-            seen.add(category.id)
+                raise _rule_error(
+                    f"category id {category.id!r} appears more than once (first as "
+                    f"categories.{seen[category.id]}); ids must be unique",
+                    at=("categories", index, "id"),
+                )
+            seen[category.id] = index
         return self
 
     @property
