@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from enum import IntEnum
 
 import typer
-from rich.markup import escape
 from rich.console import Console
+from rich.markup import escape
 
 from safestack.errors import SafestackError
 
