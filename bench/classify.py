@@ -23,7 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _texts(n: int) -> list[str]:
-    from safestack.classify.training.sources import find_datasets_dir, load_texts
+    from safestack.classify.training.sources import load_texts
+    from safestack.datasets_dir import find_datasets_dir
     from safestack.errors import DataError
 
     try:

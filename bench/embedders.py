@@ -20,8 +20,9 @@ import numpy as np
 
 from safestack.classify._embedding import MiniLMEmbedder, windows
 from safestack.classify.training.metrics import binary_report
-from safestack.classify.training.sources import find_datasets_dir, load_texts
+from safestack.classify.training.sources import load_texts
 from safestack.classify.training.split import grouped_split, near_duplicate_components
+from safestack.datasets_dir import find_datasets_dir
 
 Embed = Callable[[list[str]], np.ndarray]
 

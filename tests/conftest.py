@@ -13,7 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
-    from safestack.classify.training.sources import find_datasets_dir
+    from safestack.datasets_dir import find_datasets_dir
     from safestack.errors import DataError
 
     try:

@@ -7,13 +7,17 @@ so the original stays on ``__cause__`` for debugging but callers never depend on
 The tree::
 
     SafestackError
-    ├── PolicyError            a policy file is missing, malformed or inconsistent
+    ├── ConfigError            a configuration file (e.g. a stack file) is missing or invalid
+    │   └── PolicyError        a policy file is missing, malformed or inconsistent
     ├── InputError             content handed to safestack is not usable (wrong type, bad encoding)
     ├── DataError              a training / evaluation data set is missing or malformed
     ├── UnknownComponentError  a registry name does not exist
-    └── ClassifierError        a classifier could not produce a verdict
-        ├── ArtifactError      a trained artefact is missing, corrupted, or fails its hash check
-        └── RemoteError        a remote endpoint failed, timed out, or answered out of contract
+    ├── ClassifierError        a classifier could not produce a verdict
+    │   ├── ArtifactError      a trained artefact is missing, corrupted, or fails its hash check
+    │   └── RemoteError        a remote endpoint failed, timed out, or answered out of contract
+    └── ModelError             the wrapped model gave no usable answer
+        ├── ModelTimeoutError  the model did not answer within its time budget
+        └── NoRecordingError   the recorded-responses model has no completion for this prompt
 
 Messages name the offending value and, where there is a finite set, the allowed ones.
 """
@@ -25,8 +29,12 @@ from pathlib import Path
 __all__ = [
     "ArtifactError",
     "ClassifierError",
+    "ConfigError",
     "DataError",
     "InputError",
+    "ModelError",
+    "ModelTimeoutError",
+    "NoRecordingError",
     "PolicyError",
     "RemoteError",
     "SafestackError",
@@ -38,8 +46,8 @@ class SafestackError(Exception):
     """Root of every error safestack raises on purpose."""
 
 
-class PolicyError(SafestackError):
-    """A policy file is missing, is not YAML, or does not validate.
+class ConfigError(SafestackError):
+    """A configuration file is missing, is not YAML, or does not validate.
 
     ``path`` and ``line`` (1-based) point at the offending spot when they are known, so the CLI
     can print ``file:line: reason`` the way compilers do.
@@ -49,10 +57,18 @@ class PolicyError(SafestackError):
         self.reason = reason
         self.path = None if path is None else str(path)
         self.line = line
-        where = self.path or "<policy>"
+        where = self.path or self.default_source
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {reason}")
+
+    default_source = "<config>"
+
+
+class PolicyError(ConfigError):
+    """A policy file is missing, is not YAML, or does not validate."""
+
+    default_source = "<policy>"
 
 
 class InputError(SafestackError):
@@ -80,3 +96,27 @@ class ArtifactError(ClassifierError):
 
 class RemoteError(ClassifierError):
     """A remote endpoint failed, timed out, or answered in a shape safestack cannot trust."""
+
+
+class ModelError(SafestackError):
+    """The wrapped model gave no usable answer.
+
+    An HTTP error, a refused connection, a body that is not a chat completion. The upstream's own
+    message is kept, with secrets masked.
+    """
+
+
+class ModelTimeoutError(ModelError):
+    """The model did not answer within its time budget (after retries, where they apply)."""
+
+
+class NoRecordingError(ModelError):
+    """The recorded-responses model holds no completion for this conversation.
+
+    A replay model cannot invent an answer; the caller decides whether to skip the request
+    (evaluations) or to say so (the CLI). ``prompt`` is the text that was looked up.
+    """
+
+    def __init__(self, message: str, *, prompt: str | None = None) -> None:
+        self.prompt = prompt
+        super().__init__(message)

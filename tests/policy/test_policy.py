@@ -56,6 +56,8 @@ def test_public_names_are_pinned() -> None:
         "OPENAI_MODERATION_CATEGORIES",
         "Audience",
         "Category",
+        "Clause",
+        "ClauseKind",
         "Examples",
         "Policy",
         "Under18Rule",
@@ -442,3 +444,21 @@ def test_cli_help(command: list[str]) -> None:
     result = _invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
     assert len(result.stdout.split()) > 20
+
+
+def test_clauses_are_citable_and_under_18_rules_only_for_minors() -> None:
+    policy = default_policy()
+    adult = policy.clauses()
+    minor = policy.clauses(Audience.UNDER_18)
+    ids = [c.id for c in minor]
+    assert len(ids) == len(set(ids))
+    assert not any(c.kind == "under_18" for c in adult)
+    extra = [c for c in minor if c.kind == "under_18"]
+    assert extra and all(c.forbids for c in extra)
+    violence = policy.category("violence")
+    first = policy.clause("violence.disallowed.1")
+    assert (first.category, first.text, first.forbids) == ("violence", violence.disallowed[0], True)
+    assert policy.clause("violence.allowed.1").forbids is False
+    assert len(adult) == sum(len(c.disallowed) + len(c.allowed) for c in policy.categories)
+    with pytest.raises(KeyError, match="no clause"):
+        policy.clause("violence.disallowed.999")

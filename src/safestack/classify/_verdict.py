@@ -44,6 +44,11 @@ class Verdict(BaseModel):
         default=None, description="A classifier-specific label, e.g. 'refusal' for the detector."
     )
     rationale: str | None = Field(default=None, description="Why, when the classifier says so.")
+    clause: str | None = Field(
+        default=None,
+        description="Id of the policy clause the verdict rests on (see Policy.clauses), when the "
+        "classifier cites one, e.g. 'violence.disallowed.2'.",
+    )
     error: str | None = Field(
         default=None, description="Set when the verdict is a fail-closed stand-in for an error."
     )

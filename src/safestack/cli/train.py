@@ -52,8 +52,8 @@ def train(
     with user_errors():
         from safestack.classify.embedded import HEADS_DIR
         from safestack.classify.training.card import quality_rows
-        from safestack.classify.training.sources import find_datasets_dir
         from safestack.classify.training.train import TrainConfig, train_all
+        from safestack.datasets_dir import find_datasets_dir
 
         config = TrainConfig(
             datasets=find_datasets_dir(datasets),

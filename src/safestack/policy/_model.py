@@ -7,7 +7,9 @@ thresholds live here (not in code) so that tightening a category is a reviewed c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -17,6 +19,8 @@ __all__ = [
     "OPENAI_MODERATION_CATEGORIES",
     "Audience",
     "Category",
+    "Clause",
+    "ClauseKind",
     "Examples",
     "Policy",
     "Under18Rule",
@@ -88,6 +92,24 @@ class Examples(BaseModel):
 
     disallowed: list[str] = Field(default_factory=list)
     allowed: list[str] = Field(default_factory=list)
+
+
+ClauseKind = Literal["disallowed", "allowed", "under_18"]
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One rule of the written policy, citable by id (see :meth:`Policy.clauses`)."""
+
+    id: str
+    category: str
+    kind: ClauseKind
+    text: str
+
+    @property
+    def forbids(self) -> bool:
+        """True for a disallowed or under-18 rule, false for an allowed one."""
+        return self.kind != "allowed"
 
 
 class Under18Rule(BaseModel):
@@ -191,6 +213,38 @@ class Policy(BaseModel):
                 return category
         known = ", ".join(self.category_ids)
         raise KeyError(f"policy {self.name!r} has no category {category_id!r}; known: {known}")
+
+    def clauses(self, audience: Audience | str = Audience.ADULT) -> list[Clause]:
+        """Every rule of the policy as a citable clause, in policy order.
+
+        Ids are stable while the policy's bullets keep their order: ``<category>.disallowed.<n>``,
+        ``<category>.allowed.<n>`` and, for ``under_18`` only, ``<category>.under_18.<n>``
+        (1-based). A monitor cites one of them, so a reviewer can read the rule it applied.
+        """
+        minor = Audience(audience) is Audience.UNDER_18
+        out: list[Clause] = []
+        for c in self.categories:
+            out += [
+                Clause(f"{c.id}.disallowed.{i}", c.id, "disallowed", text)
+                for i, text in enumerate(c.disallowed, 1)
+            ]
+            if minor:
+                out += [
+                    Clause(f"{c.id}.under_18.{i}", c.id, "under_18", text)
+                    for i, text in enumerate(c.under_18.additional_disallowed, 1)
+                ]
+            out += [
+                Clause(f"{c.id}.allowed.{i}", c.id, "allowed", text)
+                for i, text in enumerate(c.allowed, 1)
+            ]
+        return out
+
+    def clause(self, clause_id: str, audience: Audience | str = Audience.UNDER_18) -> Clause:
+        """The clause with this id (by default searching the under-18 rules too)."""
+        for clause in self.clauses(audience):
+            if clause.id == clause_id:
+                return clause
+        raise KeyError(f"policy {self.name!r} has no clause {clause_id!r}")
 
     def thresholds(self, audience: Audience | str = Audience.ADULT) -> dict[str, float]:
         """Category id → the score at which content is flagged for ``audience``."""
