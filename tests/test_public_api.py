@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import safestack
 import safestack.classify
+import safestack.models
 import safestack.policy
 
 
 def test_all_is_sorted_and_resolves() -> None:
-    for module in (safestack, safestack.classify, safestack.policy):
+    for module in (safestack, safestack.classify, safestack.models, safestack.policy):
         names = module.__all__
         assert names == sorted(names, key=lambda n: (not n.isupper(), n)) or names == sorted(names)
         for name in names:
@@ -30,6 +31,34 @@ def test_classify_exports() -> None:
         "create_classifier",
         "register_classifier",
     }
+
+
+def test_models_exports() -> None:
+    assert safestack.models.__all__ == [
+        "RECORDED_SETUPS",
+        "ChatMessage",
+        "ModelAdapter",
+        "ModelReply",
+        "ModelSpec",
+        "OpenAICompatibleModel",
+        "RecordedModel",
+        "create_model",
+        "model_names",
+        "register_model",
+    ]
+
+
+def test_policy_and_classify_never_import_models() -> None:
+    """The layering rule: what the stack wraps is not something detectors may depend on."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, safestack.classify, safestack.policy, safestack.http_endpoint; "
+        "print([m for m in sys.modules if m.startswith('safestack.models')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_error_is_a_safestack_error() -> None:

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,11 @@ class MiniLMEmbedder(Embedder):
     _session: Any = field(default=None, init=False, repr=False)
     _model: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    recent_size: int = 2048
+    _recent: OrderedDict[str, NDArray[np.float32]] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
+    _recent_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @staticmethod
     def model_dir() -> Path:
@@ -171,6 +177,33 @@ class MiniLMEmbedder(Embedder):
             return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> NDArray[np.float32]:
+        """Embeddings of ``texts``, one row each; recently embedded texts are not recomputed.
+
+        In the safety stack the same texts are read by several layers (the prompt by the input
+        and output layers, the answer by the output judge and the refusal detector); the small
+        in-memory cache of recent texts makes each of them cost one forward pass.
+        """
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        todo: list[int] = []
+        with self._recent_lock:
+            for i, text in enumerate(texts):
+                hit = self._recent.get(text)
+                if hit is None:
+                    todo.append(i)
+                else:
+                    self._recent.move_to_end(text)
+                    out[i] = hit
+        if todo:
+            fresh = self._embed_uncached([texts[i] for i in todo], batch_size=batch_size)
+            out[todo] = fresh
+            with self._recent_lock:
+                for i, row in zip(todo, fresh, strict=True):
+                    self._recent[texts[i]] = row
+                while len(self._recent) > self.recent_size:
+                    self._recent.popitem(last=False)
+        return out
+
+    def _embed_uncached(self, texts: Sequence[str], *, batch_size: int) -> NDArray[np.float32]:
         if self._tokenizer is None:
             self._load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
