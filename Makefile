@@ -31,6 +31,7 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/classify.py --out BENCHMARKS.md
 	$(PY) bench/embedders.py --out BENCHMARKS.md
+	$(PY) bench/stack.py --out BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train

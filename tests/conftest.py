@@ -120,8 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
         reply = endpoint.next_reply(request)
         if reply.delay:
             endpoint.stopping.wait(reply.delay)
-        if isinstance(reply.body, list) and reply.body and all(
-            isinstance(piece, bytes) for piece in reply.body
+        if (
+            isinstance(reply.body, list)
+            and reply.body
+            and all(isinstance(piece, bytes) for piece in reply.body)
         ):
             self._stream(reply, endpoint)
             return

@@ -18,3 +18,25 @@ def test_demo_classifies_the_samples_and_reports_quality() -> None:
     assert labels == ["compliance", "refusal", "compliance"]
     assert [e["harmful"] for e in out["exchanges"]] == [False, False, True]
     assert len(out["quality"]) == 4
+
+
+def test_demo_runs_real_requests_through_every_configuration(datasets_dir: object) -> None:
+    result = CliRunner().invoke(app, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    stack = json.loads(result.stdout)["stack"]
+    summary = stack["summary"]
+    assert list(summary) == [
+        "no_mitigations",
+        "model_refusals_only",
+        "system_mitigations",
+        "system_mitigations_and_model_refusals",
+    ]
+    # The bare helpful-only model answers harmful requests; the full stack stops more of them.
+    assert summary["no_mitigations"]["harmful_answered"] > (
+        summary["system_mitigations_and_model_refusals"]["harmful_answered"]
+    )
+    for row in stack["requests"]:
+        if row["expected"] == "refuse":
+            assert row["outcome"]["no_mitigations"] in ("answered", "unanswered")
+    assert all(o in ("answered", "input", "model", "output", "unanswered", "error")
+               for row in stack["requests"] for o in row["outcome"].values())

@@ -196,6 +196,12 @@ class _EmbeddedClassifier(PolicyBound):
             },
         )
 
+    def warm_up(self) -> None:
+        """Load the heads and the embedding model and run them once, so the first real
+        request does not pay for loading (the safety stack calls this before timing layers)."""
+        self.bundle  # noqa: B018  (loads and hash-checks the heads)
+        self._embedder.embed(["warm-up"])
+
     def save(self, path: str | Path) -> str:
         """Write the fitted heads; returns the SHA-256 to pin in a manifest."""
         if self.bundle_ is None:

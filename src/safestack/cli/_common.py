@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from enum import IntEnum
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -13,10 +15,16 @@ from rich.markup import escape
 
 from safestack.errors import SafestackError
 
-__all__ = ["ExitCode", "console", "err_console", "user_errors"]
+__all__ = ["ExitCode", "console", "emit_json", "err_console", "user_errors"]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def emit_json(record: Any) -> None:
+    """One JSON object on one line of stdout: what ``--json`` promises scripts."""
+    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 class ExitCode(IntEnum):

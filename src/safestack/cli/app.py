@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from safestack.cli.check import check
 from safestack.cli.classify import classify
 from safestack.cli.demo import demo
 from safestack.cli.policy import app as policy_app
+from safestack.cli.stack import app as stack_app
 from safestack.cli.train import train
 
 __all__ = ["app", "main"]
@@ -18,10 +20,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("check")(check)
 app.command("classify")(classify)
 app.command("train")(train)
 app.command("demo")(demo)
 app.add_typer(policy_app, name="policy")
+app.add_typer(stack_app, name="stack")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from safestack.cli._common import ExitCode, console, user_errors
+from safestack.cli._common import ExitCode, console, emit_json, user_errors
 from safestack.errors import InputError, SafestackError
 
 #: Lines read and judged at a time: bounds memory for inputs of any length.
@@ -184,7 +184,7 @@ def _print(verdict: Any, where: str, as_json: bool) -> None:
         if verdict.error is not None:
             record["error"] = verdict.error
         record["classifier"] = verdict.spec.name
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        emit_json(record)
         return
     mark = "[bold red]FLAGGED[/]" if verdict.flagged else "[green]ok[/]"
     cats = ", ".join(verdict.categories) or "-"

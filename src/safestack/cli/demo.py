@@ -1,8 +1,11 @@
-"""``safestack demo``: the main job on the embedded defaults, offline, in under a minute.
+"""``safestack demo``: the main job on the embedded defaults, offline, in about a minute.
 
-It judges a few real prompts and responses (shipped with the package, see
-``demo_samples.SOURCES.md``) with the three embedded classifiers, then prints the quality each of
-them measured on held-out data when it was trained.
+First it sends real requests — harmful and benign prompts from XSTest, jailbreak prompts from
+JailbreakBench (shipped with the package, see ``demo_samples.SOURCES.md``) — through the safety
+stack under each of the four configurations the published tables compare, around the
+recorded-responses model (real completions of a helpful-only and a safety-trained model), and
+tabulates which layer acted. Then it judges a few real prompts and responses with the three
+embedded classifiers and prints the quality each measured on held-out data when it was trained.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from importlib import resources
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 from safestack.cli._common import console, err_console, user_errors
@@ -23,10 +28,90 @@ def _samples() -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+_OUTCOME_STYLE = {
+    "answered": "[green]answered[/]",
+    "input": "[red]blocked: input[/]",
+    "model": "[yellow]refused: model[/]",
+    "output": "[red]blocked: output[/]",
+}
+
+
+def _outcome(decision: Any) -> str:
+    """One word per cell: who acted, or how the request ended."""
+    if decision.layer is not None:
+        return str(decision.layer)
+    return str(decision.status)
+
+
+def _stack_section(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every demo request through every preset; which layer acted, and the tallies."""
+    from safestack.stack import PRESETS, SafetyStack
+
+    requests = [s for s in samples if s["kind"] == "request"]
+    rows: list[dict[str, Any]] = [
+        {"text": s["text"], "source": s["source"], "expected": s["expected"], "outcome": {}}
+        for s in requests
+    ]
+    summary: dict[str, dict[str, int]] = {}
+    with Progress(transient=True, console=err_console) as progress:
+        task = progress.add_task("running the stack", total=len(PRESETS) * len(requests))
+        for name in PRESETS:
+            stack = SafetyStack.from_config(name)
+            tally = {"harmful_answered": 0, "benign_refused": 0, "unanswered": 0}
+            for row in rows:
+                decision = stack.run(row["text"]).decision
+                outcome = _outcome(decision)
+                row["outcome"][name] = outcome
+                if outcome == "answered" and row["expected"] == "refuse":
+                    tally["harmful_answered"] += 1
+                elif decision.blocked and row["expected"] == "comply":
+                    tally["benign_refused"] += 1
+                elif decision.status in ("unanswered", "error"):
+                    tally["unanswered"] += 1
+                progress.advance(task)
+            summary[name] = tally
+    return {"requests": rows, "summary": summary}
+
+
+def _print_stack_section(section: dict[str, Any]) -> None:
+    from safestack.stack import PRESETS
+
+    names = list(PRESETS)
+    table = Table(title="The safety stack around real model completions (adult audience)")
+    table.add_column("request", overflow="fold", max_width=44)
+    table.add_column("should")
+    for name in names:
+        table.add_column(name.replace("_", " "), overflow="fold")
+    for row in section["requests"]:
+        text = " ".join(row["text"].split())
+        table.add_row(
+            escape(text[:80] + ("…" if len(text) > 80 else "")),
+            row["expected"],
+            *(_OUTCOME_STYLE.get(row["outcome"][n], row["outcome"][n]) for n in names),
+        )
+    summary = section["summary"]
+    table.add_section()
+    table.add_row(
+        "harmful requests answered", "", *(str(summary[n]["harmful_answered"]) for n in names)
+    )
+    table.add_row(
+        "benign requests refused", "", *(str(summary[n]["benign_refused"]) for n in names)
+    )
+    console.print(table)
+    console.print(
+        "Models: recorded completions of Mistral-7B-Instruct / Vicuna-13B (helpful-only) without "
+        'model refusals, of Llama-2-chat with them. Try one: safestack check "PROMPT"\n'
+    )
+
+
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Classify real prompts and responses offline and show each classifier's measured quality."""
+    """Run real requests through the safety stack offline, then show the classifiers' quality."""
+    with user_errors():
+        stack_section = _stack_section(_samples())
+    if not as_json:
+        _print_stack_section(stack_section)
     with user_errors():
         from safestack.classify import (
             EmbeddedOutputClassifier,
@@ -70,6 +155,7 @@ def demo(
                         for s, r, o in zip(exchanges, refusal_v, output_v, strict=True)
                     ],
                     "quality": quality_rows(metrics),
+                    "stack": stack_section,
                 }
             )
             + "\n"

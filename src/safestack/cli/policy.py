@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from safestack.cli._common import ExitCode, console, err_console, user_errors
+from safestack.cli._common import ExitCode, console, emit_json, err_console, user_errors
 from safestack.errors import PolicyError
 from safestack.policy import Audience, Policy, default_policy, load_policy
 
@@ -21,10 +19,6 @@ app = typer.Typer(
     help="Check and inspect written content policies (YAML files with Markdown prose).",
     no_args_is_help=True,
 )
-
-
-def _emit(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 @app.command("check")
@@ -43,12 +37,12 @@ def check(
         policy = load_policy(file)
     except PolicyError as exc:
         if as_json:
-            _emit({"ok": False, "path": str(file), "line": exc.line, "error": exc.reason})
+            emit_json({"ok": False, "path": str(file), "line": exc.line, "error": exc.reason})
         else:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(ExitCode.ERROR) from None
     if as_json:
-        _emit({"ok": True, "path": str(file), "categories": policy.category_ids})
+        emit_json({"ok": True, "path": str(file), "categories": policy.category_ids})
     else:
         console.print(
             f"{escape(str(file))}: ok — {len(policy.categories)} categories", soft_wrap=True
@@ -75,7 +69,7 @@ def show(
     with user_errors():
         policy = load_policy(file) if file is not None else default_policy()
     if as_json:
-        _emit(_as_record(policy, audience))
+        emit_json(_as_record(policy, audience))
         return
     table = Table(title=escape(f"{policy.name} {policy.version} — audience {audience.value}"))
     table.add_column("id", no_wrap=True)

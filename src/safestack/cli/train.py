@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from safestack.cli._common import console, err_console, user_errors
+from safestack.cli._common import console, emit_json, err_console, user_errors
 
 
 def train(
@@ -81,7 +79,7 @@ def train(
 
             report = train_all(config, progress)
     if as_json:
-        sys.stdout.write(json.dumps(report.metrics) + "\n")
+        emit_json(report.metrics)
         return
     from rich.table import Table
 

@@ -60,7 +60,7 @@ class ModelReply(BaseModel):
     finish_reason: str | None = Field(
         default=None,
         description="The upstream's reason ('stop', 'length', 'content_filter', …); 'refusal' "
-        "when the upstream answered with a structured refusal instead of content."
+        "when the upstream answered with a structured refusal instead of content.",
     )
     model: str = Field(
         description="The model id the upstream reported, or the recorded setup that answered."
