@@ -66,3 +66,19 @@ def test_every_error_is_a_safestack_error() -> None:
         obj = getattr(safestack, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, safestack.SafestackError)
+
+
+def test_monitor_exports() -> None:
+    import safestack.monitor
+
+    names = safestack.monitor.__all__
+    assert names == [
+        "MONITOR_PROMPT_VERSION",
+        "NEAREST_CLAUSE_VERSION",
+        "NearestClauseMonitor",
+        "NearestClauseOptions",
+        "PolicyMonitor",
+    ]
+    assert names == sorted(names, key=lambda n: (not n.isupper(), n))
+    for name in names:
+        assert hasattr(safestack.monitor, name), name

@@ -32,11 +32,15 @@ def test_demo_runs_real_requests_through_every_configuration(datasets_dir: objec
         "system_mitigations_and_model_refusals",
     ]
     # The bare helpful-only model answers harmful requests; the full stack stops more of them.
-    assert summary["no_mitigations"]["harmful_answered"] > (
-        summary["system_mitigations_and_model_refusals"]["harmful_answered"]
+    assert (
+        summary["no_mitigations"]["harmful_answered"]
+        > (summary["system_mitigations_and_model_refusals"]["harmful_answered"])
     )
     for row in stack["requests"]:
         if row["expected"] == "refuse":
             assert row["outcome"]["no_mitigations"] in ("answered", "unanswered")
-    assert all(o in ("answered", "input", "model", "output", "unanswered", "error")
-               for row in stack["requests"] for o in row["outcome"].values())
+    assert all(
+        o in ("answered", "input", "model", "output", "unanswered", "error")
+        for row in stack["requests"]
+        for o in row["outcome"].values()
+    )

@@ -67,7 +67,12 @@ class InputLayerConfig(_Strict):
         description="How many of the latest user / tool messages are judged together, besides "
         "the last one on its own: an attack spread over turns is read as one text.",
     )
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Budget for judging the conversation. The embedded classifier reads about "
+        "20,000 characters a second on two cores, so the default covers max_chars with room.",
+    )
     on_error: OnError = Field(
         default="allow",
         description="Adults only: what happens when the classifier fails or times out. 'allow' "
@@ -158,7 +163,7 @@ class StackConfig(_Strict):
     input: InputLayerConfig = InputLayerConfig()
     output: OutputLayerConfig = OutputLayerConfig()
     max_chars: int = Field(
-        default=200_000,
+        default=100_000,
         gt=0,
         description="Longest conversation (characters, all messages) accepted; longer requests "
         "are rejected before any layer runs, so memory and latency stay bounded.",

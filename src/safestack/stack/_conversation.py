@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from safestack.classify._embedding import MAX_WINDOWS, WINDOW_CHARS
+from safestack.classify._embedding import MAX_WINDOWS, WINDOW_CHARS, WINDOW_OVERLAP
 from safestack.classify._inputs import clean_text
 from safestack.errors import InputError
 from safestack.models import ChatMessage
@@ -27,7 +27,8 @@ from safestack.models._protocol import as_conversation as validated_messages
 __all__ = ["Conversation", "chunks", "conversation_from"]
 
 JUDGED_ROLES = ("user", "tool")
-_CHUNK = WINDOW_CHARS * (MAX_WINDOWS - 2)
+#: The longest text a classifier reads whole: MAX_WINDOWS overlapping windows, none skipped.
+_CHUNK = (WINDOW_CHARS - WINDOW_OVERLAP) * (MAX_WINDOWS - 1) + WINDOW_CHARS
 _OVERLAP = WINDOW_CHARS
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import safestack.monitor  # noqa: F401  (registers the monitors the configurations name)
 from safestack.classify import Classifier, ClassifierInput, Exchange, Verdict, create_classifier
 from safestack.classify._embedding import WINDOW_CHARS
 from safestack.errors import ConfigError, SafestackError

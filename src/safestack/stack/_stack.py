@@ -55,7 +55,7 @@ class SafetyStack:
         output_layer: OutputLayer | None = None,
         model_refusals: ModelRefusalCheck | None = None,
         model_timeout_s: float = 120.0,
-        max_chars: int = 200_000,
+        max_chars: int = 100_000,
         name: str = "custom",
     ) -> None:
         self.policy = policy or default_policy()
