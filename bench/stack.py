@@ -107,7 +107,8 @@ def main() -> None:
     answers = [len(t) for t in requests]
     lines = [
         f"`bench/stack.py`: {len(requests)} XSTest prompts "
-        f"(median {statistics.median(answers):.0f} characters) answered by recorded Mistral-7B-Instruct completions; only requests that "
+        f"(median {statistics.median(answers):.0f} characters) answered by recorded "
+        "Mistral-7B-Instruct completions; only requests that "
         "reached the model are timed (a request blocked at the input costs the input layer only). "
         "`added` = every safety layer on the request's path (input, refusal check, output, "
         "monitor), wall clock, batch 1, this machine (2 cores). Numbers from one run.",
