@@ -169,6 +169,9 @@ class MiniLMEmbedder(Embedder):
         options.intra_op_num_threads = min(2, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle worker threads would otherwise spin for a while after each call, competing on a
+        # small machine with the Python work between calls (the stack makes several per request).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a damaged cache file: rebuild it once
