@@ -29,10 +29,16 @@ def _samples() -> list[dict[str, Any]]:
 
 
 _OUTCOME_STYLE = {
-    "answered": "[green]answered[/]",
-    "input": "[red]blocked: input[/]",
-    "model": "[yellow]refused: model[/]",
-    "output": "[red]blocked: output[/]",
+    "answered": "[green]answer[/]",
+    "input": "[red]input[/]",
+    "model": "[yellow]model[/]",
+    "output": "[red]output[/]",
+}
+_SHORT = {
+    "no_mitigations": "none",
+    "model_refusals_only": "model",
+    "system_mitigations": "system",
+    "system_mitigations_and_model_refusals": "sys+model",
 }
 
 
@@ -78,27 +84,24 @@ def _print_stack_section(section: dict[str, Any]) -> None:
 
     names = list(PRESETS)
     table = Table(title="The safety stack around real model completions (adult audience)")
-    table.add_column("request", overflow="fold", max_width=44)
-    table.add_column("should")
+    table.add_column("request", overflow="ellipsis", no_wrap=True, max_width=26)
+    table.add_column("should", no_wrap=True, min_width=7)
     for name in names:
-        table.add_column(name.replace("_", " "), overflow="fold")
+        table.add_column(_SHORT[name], no_wrap=True, min_width=6)
     for row in section["requests"]:
         text = " ".join(row["text"].split())
         table.add_row(
-            escape(text[:80] + ("…" if len(text) > 80 else "")),
+            escape(text),
             row["expected"],
             *(_OUTCOME_STYLE.get(row["outcome"][n], row["outcome"][n]) for n in names),
         )
     summary = section["summary"]
     table.add_section()
-    table.add_row(
-        "harmful requests answered", "", *(str(summary[n]["harmful_answered"]) for n in names)
-    )
-    table.add_row(
-        "benign requests refused", "", *(str(summary[n]["benign_refused"]) for n in names)
-    )
+    table.add_row("harmful answered", "", *(str(summary[n]["harmful_answered"]) for n in names))
+    table.add_row("benign refused", "", *(str(summary[n]["benign_refused"]) for n in names))
     console.print(table)
     console.print(
+        "Columns: " + "; ".join(f"{_SHORT[n]} = {n}" for n in names) + ". "
         "Models: recorded completions of Mistral-7B-Instruct / Vicuna-13B (helpful-only) without "
         'model refusals, of Llama-2-chat with them. Try one: safestack check "PROMPT"\n'
     )
