@@ -17,11 +17,17 @@ from collections.abc import Generator
 from typing import Any, ClassVar, Self
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safestack.errors import SafestackError
 
-__all__ = ["HTTPEndpoint", "describe_validation_error"]
+__all__ = [
+    "ChatCompletion",
+    "CompletionChoice",
+    "CompletionMessage",
+    "HTTPEndpoint",
+    "describe_validation_error",
+]
 
 #: Statuses worth another try: rate limiting and server-side failures. 501 (not implemented) and
 #: 505 will not change on a retry.
@@ -29,6 +35,31 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _BACKOFF_S = 0.1
 _MAX_BACKOFF_S = 2.0
 _SNIPPET = 200
+
+
+class CompletionMessage(BaseModel):
+    """The part of an OpenAI chat-completion message safestack reads (other fields ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    content: str | None = None
+    refusal: str | None = None
+
+
+class CompletionChoice(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    message: CompletionMessage
+    finish_reason: str | None = None
+
+
+class ChatCompletion(BaseModel):
+    """A ``POST /chat/completions`` answer, as far as remote judges and models rely on it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: str | None = None
+    choices: list[CompletionChoice] = Field(min_length=1)
 
 
 def describe_validation_error(exc: ValidationError, *, limit: int = 3) -> str:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from safestack.classify._inputs import as_exchanges, as_texts
 from safestack.classify._policy_bound import PolicyBound
@@ -31,9 +31,18 @@ from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
 from safestack.classify.remote import HTTPClassifierBase, describe_validation_error
 from safestack.errors import ClassifierError
+from safestack.http_endpoint import ChatCompletion
 from safestack.policy import MLCOMMONS_HAZARDS, Audience, Policy
 
-__all__ = ["INPUT_KINDS", "OUTPUT_FORMATS", "PROMPT_VERSION", "LLMClassifier", "OutputFormat"]
+__all__ = [
+    "INPUT_KINDS",
+    "OUTPUT_FORMATS",
+    "PROMPT_VERSION",
+    "AnswerOutOfContract",
+    "LLMClassifier",
+    "OutputFormat",
+    "parse_json_answer",
+]
 
 OutputFormat = Literal["json", "llama_guard"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "llama_guard")
@@ -47,8 +56,19 @@ _FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(?P<body>.*?)\n?```\Z", re.DOTALL)
 _SNIPPET = 120
 
 
-class _Unparseable(Exception):
-    """The judge answered, but not in contract; the message says how."""
+class AnswerOutOfContract(Exception):
+    """The judge answered, but not in contract; the message says how.
+
+    ``categories`` keeps the valid category ids the answer did name, so that the fail-closed
+    verdict shows what was in doubt.
+    """
+
+    def __init__(self, message: str, categories: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.categories = categories or []
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _JsonVerdict(BaseModel):
@@ -57,26 +77,6 @@ class _JsonVerdict(BaseModel):
     verdict: Literal["safe", "unsafe"]
     categories: list[str]
     rationale: str
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    content: str | None = None
-    refusal: str | None = None
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    message: _Message
-    finish_reason: str | None = None
-
-
-class _Completion(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    choices: list[_Choice] = Field(min_length=1)
 
 
 def _show(text: str) -> str:
@@ -88,8 +88,30 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
-        raise _Unparseable(f"duplicate key(s) {dupes} in the JSON answer")
+        raise AnswerOutOfContract(f"duplicate key(s) {dupes} in the JSON answer")
     return dict(pairs)
+
+
+def parse_json_answer(answer: str, shape: type[M]) -> M:
+    """Exactly one JSON object (optionally in a ```json fence), validated strictly as ``shape``.
+
+    Anything else — prose around it, two objects, a duplicated key, a missing or extra field —
+    raises :class:`AnswerOutOfContract`.
+    """
+    fenced = _FENCE.match(answer.strip())
+    text = fenced.group("body").strip() if fenced else answer
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except ValueError as exc:
+        raise AnswerOutOfContract(
+            f"the answer is not exactly one JSON object ({exc}): {_show(answer)}"
+        ) from None
+    try:
+        return shape.model_validate(data)
+    except ValidationError as exc:
+        raise AnswerOutOfContract(
+            f"the JSON answer is out of contract: {describe_validation_error(exc)}"
+        ) from None
 
 
 @register_classifier("llm")
@@ -277,25 +299,29 @@ class LLMClassifier(PolicyBound, HTTPClassifierBase):
             )
             try:
                 verdicts.append(self._verdict(self._answer(body), spec))
-            except _Unparseable as exc:
-                verdicts.append(Verdict.fail_closed(spec, error=str(exc), categories=[]))
+            except AnswerOutOfContract as exc:
+                verdicts.append(
+                    Verdict.fail_closed(spec, error=str(exc), categories=exc.categories)
+                )
         return verdicts
 
     def _answer(self, body: Any) -> str:
         try:
-            completion = _Completion.model_validate(body)
+            completion = ChatCompletion.model_validate(body)
         except ValidationError as exc:
-            raise _Unparseable(f"not a chat completion: {describe_validation_error(exc)}") from None
+            raise AnswerOutOfContract(
+                f"not a chat completion: {describe_validation_error(exc)}"
+            ) from None
         choice = completion.choices[0]
         if choice.message.content is None and choice.message.refusal:
-            raise _Unparseable(f"the judge refused: {_show(choice.message.refusal)}")
+            raise AnswerOutOfContract(f"the judge refused: {_show(choice.message.refusal)}")
         if choice.finish_reason == "length":
-            raise _Unparseable(
+            raise AnswerOutOfContract(
                 f"the answer was cut off at max_tokens={self.max_tokens}; raise max_tokens"
             )
         content = (choice.message.content or "").strip()
         if not content:
-            raise _Unparseable("empty answer")
+            raise AnswerOutOfContract("empty answer")
         return content
 
     def _verdict(self, answer: str, spec: ClassifierSpec) -> Verdict:
@@ -312,33 +338,24 @@ class LLMClassifier(PolicyBound, HTTPClassifierBase):
             spec=spec,
         )
 
-    def _parse_json(self, answer: str) -> tuple[list[str], str | None]:
-        """Flagged category ids and the rationale, from exactly one JSON verdict object."""
-        fenced = _FENCE.match(answer)
-        text = fenced.group("body").strip() if fenced else answer
-        try:
-            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-        except ValueError as exc:
-            raise _Unparseable(
-                f"the answer is not exactly one JSON object ({exc}): {_show(answer)}"
-            ) from None
-        try:
-            parsed = _JsonVerdict.model_validate(data)
-        except ValidationError as exc:
-            raise _Unparseable(
-                f"the JSON answer is out of contract: {describe_validation_error(exc)}"
-            ) from None
+    def _policy_categories(self, named: list[str]) -> list[str]:
+        """The category ids an answer named, in policy order; unknown ids are out of contract."""
         known = self._policy.category_ids
-        unknown = [c for c in parsed.categories if c not in known]
+        unknown = [c for c in named if c not in known]
         if unknown:
-            raise _Unparseable(
+            raise AnswerOutOfContract(
                 f"unknown category id(s) {unknown} in the answer; allowed: {', '.join(known)}"
             )
-        categories = [c for c in known if c in parsed.categories]  # policy order, no duplicates
+        return [c for c in known if c in named]  # policy order, no duplicates
+
+    def _parse_json(self, answer: str) -> tuple[list[str], str | None]:
+        """Flagged category ids and the rationale, from exactly one JSON verdict object."""
+        parsed = parse_json_answer(answer, _JsonVerdict)
+        categories = self._policy_categories(parsed.categories)
         if parsed.verdict == "unsafe" and not categories:
-            raise _Unparseable('verdict "unsafe" names no category')
+            raise AnswerOutOfContract('verdict "unsafe" names no category')
         if parsed.verdict == "safe" and categories:
-            raise _Unparseable(f'verdict "safe" contradicts the categories {categories}')
+            raise AnswerOutOfContract(f'verdict "safe" contradicts the categories {categories}')
         return categories, parsed.rationale.strip() or None
 
     def _parse_llama_guard(self, answer: str) -> tuple[list[str], str | None]:
@@ -347,18 +364,18 @@ class LLMClassifier(PolicyBound, HTTPClassifierBase):
         if lines == ["safe"]:
             return [], None
         if len(lines) != 2 or lines[0] != "unsafe":
-            raise _Unparseable(
+            raise AnswerOutOfContract(
                 "expected 'safe', or 'unsafe' and a line of hazard codes, got " + _show(answer)
             )
         codes = [code.strip() for code in lines[1].split(",")]
         bad = [code for code in codes if code not in MLCOMMONS_HAZARDS]
         if bad:
-            raise _Unparseable(f"unknown hazard code(s) {bad}; allowed: S1 … S14")
+            raise AnswerOutOfContract(f"unknown hazard code(s) {bad}; allowed: S1 … S14")
         categories = [c.id for c in self._policy.categories if set(c.mlcommons) & set(codes)]
         covered = {code for c in self._policy.categories for code in c.mlcommons}
         unmapped = sorted(set(codes) - covered, key=lambda code: int(code[1:]))
         if unmapped:
-            raise _Unparseable(
+            raise AnswerOutOfContract(
                 f"hazard code(s) {unmapped} map to no category of policy "
                 f"{self._policy.name!r}; add them to a category's mlcommons list"
             )

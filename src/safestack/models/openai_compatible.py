@@ -26,10 +26,10 @@ import json
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from safestack.errors import InputError, ModelError, ModelTimeoutError, SafestackError
-from safestack.http_endpoint import HTTPEndpoint, describe_validation_error
+from safestack.http_endpoint import ChatCompletion, HTTPEndpoint, describe_validation_error
 from safestack.models._protocol import ChatMessage, ModelReply, ModelSpec, as_conversation
 from safestack.models._registry import register_model
 
@@ -38,27 +38,6 @@ __all__ = ["OpenAICompatibleModel"]
 _PATH = "chat/completions"
 _DONE = "[DONE]"
 _SHOW = 120
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    content: str | None = None
-    refusal: str | None = None
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    message: _Message
-    finish_reason: str | None = None
-
-
-class _Completion(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    model: str | None = None
-    choices: list[_Choice] = Field(min_length=1)
 
 
 class _Delta(BaseModel):
@@ -186,7 +165,7 @@ class OpenAICompatibleModel(HTTPEndpoint):
         body = self._post(_PATH, self._payload(messages, max_tokens, stream=False))
         where = self._where(_PATH)
         try:
-            completion = _Completion.model_validate(body)
+            completion = ChatCompletion.model_validate(body)
         except ValidationError as exc:
             body_text = json.dumps(body, ensure_ascii=False)
             raise self._error(

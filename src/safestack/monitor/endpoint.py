@@ -28,17 +28,14 @@ an unreachable monitor blocks is the stack's decision, per audience.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
-from safestack.classify.llm import LLMClassifier
+from safestack.classify.llm import AnswerOutOfContract, LLMClassifier, parse_json_answer
 from safestack.errors import ClassifierError
-from safestack.http_endpoint import describe_validation_error
 from safestack.policy import Audience, Clause, Policy
 
 __all__ = ["MONITOR_PROMPT_VERSION", "PolicyMonitor"]
@@ -47,17 +44,7 @@ __all__ = ["MONITOR_PROMPT_VERSION", "PolicyMonitor"]
 #: old logs were produced under the old wording, and the spec must say so.
 MONITOR_PROMPT_VERSION = "1"
 
-_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(?P<body>.*?)\n?```\Z", re.DOTALL)
-_SNIPPET = 120
 _SCHEMA_NAME = "policy_verdict"
-
-
-class _OutOfContract(Exception):
-    """The monitor answered, but not in contract; the message says how."""
-
-    def __init__(self, message: str, categories: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.categories = categories or []
 
 
 class _Answer(BaseModel):
@@ -67,19 +54,6 @@ class _Answer(BaseModel):
     categories: list[str]
     clause: str | None
     rationale: str
-
-
-def _show(text: str) -> str:
-    return repr(text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "...")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Reject ``{"verdict": "unsafe", "verdict": "safe"}``: json.loads would keep the last."""
-    keys = [k for k, _ in pairs]
-    dupes = sorted({k for k in keys if keys.count(k) > 1})
-    if dupes:
-        raise _OutOfContract(f"duplicate key(s) {dupes} in the JSON answer")
-    return dict(pairs)
 
 
 def _kind_label(clause: Clause) -> str:
@@ -278,7 +252,7 @@ class PolicyMonitor(LLMClassifier):
     def _verdict(self, answer: str, spec: ClassifierSpec) -> Verdict:
         try:
             categories, clause, rationale = self._parse_answer(answer)
-        except _OutOfContract as exc:
+        except AnswerOutOfContract as exc:
             return Verdict.fail_closed(spec, error=str(exc), categories=exc.categories)
         scores = {cid: 1.0 if cid in categories else 0.0 for cid in self._policy.category_ids}
         return Verdict(
@@ -291,35 +265,15 @@ class PolicyMonitor(LLMClassifier):
         )
 
     def _parse_answer(self, answer: str) -> tuple[list[str], str | None, str | None]:
-        """Flagged category ids, the clause id and the rationale, or :class:`_OutOfContract`."""
-        fenced = _FENCE.match(answer.strip())
-        text = fenced.group("body").strip() if fenced else answer
-        try:
-            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-        except ValueError as exc:
-            raise _OutOfContract(
-                f"the answer is not exactly one JSON object ({exc}): {_show(answer)}"
-            ) from None
-        try:
-            parsed = _Answer.model_validate(data)
-        except ValidationError as exc:
-            raise _OutOfContract(
-                f"the JSON answer is out of contract: {describe_validation_error(exc)}"
-            ) from None
-
-        known = self._policy.category_ids
-        unknown = [c for c in parsed.categories if c not in known]
-        if unknown:
-            raise _OutOfContract(
-                f"unknown category id(s) {unknown} in the answer; allowed: {', '.join(known)}"
-            )
-        categories = [c for c in known if c in parsed.categories]  # policy order, no duplicates
+        """Flagged category ids, the clause id and the rationale (or AnswerOutOfContract)."""
+        parsed = parse_json_answer(answer, _Answer)
+        categories = self._policy_categories(parsed.categories)
         clauses = {c.id: c for c in self._clauses()}
         clause = None
         if parsed.clause is not None:
             clause = clauses.get(parsed.clause)
             if clause is None:
-                raise _OutOfContract(
+                raise AnswerOutOfContract(
                     f"unknown clause id {parsed.clause!r} for audience "
                     f"{self._audience.value!r}; valid ids look like 'violence.disallowed.1' "
                     f"(see Policy.clauses)",
@@ -329,34 +283,34 @@ class PolicyMonitor(LLMClassifier):
 
         if parsed.verdict == "safe":
             if categories:
-                raise _OutOfContract(
+                raise AnswerOutOfContract(
                     f'verdict "safe" contradicts the categories {categories}', categories
                 )
             if clause is not None and clause.forbids:
-                raise _OutOfContract(
+                raise AnswerOutOfContract(
                     f'verdict "safe" cites {clause.id}, which forbids content; a safe verdict '
                     "cites an allowed clause or null"
                 )
             return [], None if clause is None else clause.id, rationale or None
 
         if not categories:
-            raise _OutOfContract('verdict "unsafe" names no category')
+            raise AnswerOutOfContract('verdict "unsafe" names no category')
         if clause is None:
-            raise _OutOfContract('verdict "unsafe" cites no clause', categories)
+            raise AnswerOutOfContract('verdict "unsafe" cites no clause', categories)
         if not clause.forbids:
-            raise _OutOfContract(
+            raise AnswerOutOfContract(
                 f'verdict "unsafe" cites {clause.id}, an allowed clause; it must cite the '
                 "disallowed clause that is broken",
                 categories,
             )
         if clause.category not in categories:
-            raise _OutOfContract(
+            raise AnswerOutOfContract(
                 f'verdict "unsafe" cites {clause.id}, a clause of {clause.category!r}, which '
                 f"is not among the named categories {categories}",
                 categories,
             )
         if not rationale:
-            raise _OutOfContract('verdict "unsafe" gives no rationale', categories)
+            raise AnswerOutOfContract('verdict "unsafe" gives no rationale', categories)
         # The order the verdict reports: the cited clause's category first.
         categories.remove(clause.category)
         return [clause.category, *categories], clause.id, rationale
