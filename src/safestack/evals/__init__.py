@@ -1,0 +1,30 @@
+"""Evaluations: not_unsafe / not_overrefuse per source, category and stack configuration.
+
+A task is a list of :class:`Sample` (messages, policy category, expected behaviour, source,
+dataset and licence). :class:`EvalRun` sends every sample through every stack configuration,
+judges each final output (the packaged output judge for violations, the refusal detector for
+refusals), and appends one record per (configuration, sample) to a versioned JSONL log that a
+killed run resumes from. :func:`table_rows` turns records into the published-style rows, with
+Wilson intervals and ``not_unsafe`` corrected for the judge's measured error rates.
+"""
+
+from safestack.evals._run import LOG_VERSION, EvalRun, judge_error_rates, read_log, rows_from_log
+from safestack.evals._sample import Dataset, Expected, Sample, SampleSource
+from safestack.evals._scorers import JudgeErrorRates, Wilson, corrected_rate, table_rows, wilson
+
+__all__ = [
+    "LOG_VERSION",
+    "Dataset",
+    "EvalRun",
+    "Expected",
+    "JudgeErrorRates",
+    "Sample",
+    "SampleSource",
+    "Wilson",
+    "corrected_rate",
+    "judge_error_rates",
+    "read_log",
+    "rows_from_log",
+    "table_rows",
+    "wilson",
+]
