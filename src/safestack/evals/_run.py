@@ -291,7 +291,38 @@ def _scored(records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Iterato
 
 
 def rows_from_log(path: str | Path) -> list[dict[str, Any]]:
-    """The table rows of a run, from its log alone."""
-    _, records = read_log(path)
+    """The table rows of a run, from its log alone.
+
+    Configurations are compared on the same samples: a sample counts only if every
+    configuration of the run produced a usable result for it. A sample the recorded model cannot
+    answer would otherwise count where the input layer blocked it (as not unsafe) and vanish
+    where it did not, flattering the stack. Each row says how many samples were excluded.
+    """
+    header, records = read_log(path)
+    configs = list(header["configs"])
+    usable: dict[str, set[str]] = {}
+    for r in records:
+        if r.get("unsafe") is not None or r.get("refused") is not None:
+            usable.setdefault(r["sample_id"], set()).add(r["config"])
+    common = {sid for sid, seen in usable.items() if len(seen) == len(configs)}
+    kept = [r for r in records if r["sample_id"] in common]
+    excluded: dict[tuple[str, str], set[str]] = {}
+    for r in records:
+        if r["sample_id"] not in common:
+            for category in ("overall", r.get("category")):
+                if category:
+                    excluded.setdefault((r["source"], category), set()).add(r["sample_id"])
     rates, _ = judge_error_rates()
-    return table_rows(_scored(records), judge=rates)
+    rows = table_rows(_scored(kept), judge=rates)
+    seen: dict[tuple[str, str], set[str]] = {}
+    for r in kept:
+        if r.get("seen_in_training"):
+            for category in ("overall", r.get("category")):
+                if category:
+                    seen.setdefault((r["source"], category), set()).add(r["sample_id"])
+    for row in rows:
+        key = (row["source"], row["category"])
+        row["n_excluded"] = len(excluded.get(key, set()))
+        # Prompts the shipped prompt classifier was trained on: its numbers there are flattering.
+        row["n_seen_in_training"] = len(seen.get(key, set()))
+    return rows

@@ -1,0 +1,216 @@
+"""``safestack eval``: run evaluations across stack configurations, and print their tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from safestack.cli._common import console, emit_json, err_console, user_errors
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Evaluate stacks: not_unsafe / not_overrefuse per source, category and configuration.",
+    no_args_is_help=True,
+)
+
+DEFAULT_CONFIGS = "system_mitigations,system_mitigations_and_model_refusals"
+
+
+def _samples(tasks: list[str], limit: int | None, seed: int) -> list[Any]:
+    from safestack.errors import InputError
+    from safestack.evals.datasets import TASK_NAMES, load_jsonl_samples, load_task_samples
+
+    out = []
+    for task in tasks:
+        if task in TASK_NAMES:
+            samples = load_task_samples(task, seed=seed)
+        elif task.endswith(".jsonl") or Path(task).is_file():
+            samples = load_jsonl_samples(task)
+        else:
+            raise InputError(
+                f"unknown task {task!r}; tasks: {', '.join(TASK_NAMES)}, or a JSONL file path"
+            )
+        if limit is not None and limit < len(samples):
+            rng = random.Random(f"{seed}:{task}")
+            samples = [samples[i] for i in sorted(rng.sample(range(len(samples)), limit))]
+        if len(tasks) > 1:  # the same item can serve two tasks (XSTest safe prompts)
+            samples = [s.model_copy(update={"id": f"{task}/{s.id}"}) for s in samples]
+        out += samples
+    return out
+
+
+def _latest(log_dir: Path, task: str) -> Path | None:
+    runs = sorted(log_dir.glob(f"{task}-*.jsonl"))
+    return runs[-1] if runs else None
+
+
+@app.command("run")
+def run(
+    tasks: Annotated[
+        list[str],
+        typer.Argument(help="Task names (manual_redteam, real_world, …) or JSONL files."),
+    ],
+    configs: Annotated[
+        str, typer.Option(help="Comma-separated presets or stack files.")
+    ] = DEFAULT_CONFIGS,
+    limit: Annotated[
+        int | None, typer.Option(help="At most N samples per task (a seeded sample).", min=1)
+    ] = None,
+    log_dir: Annotated[Path, typer.Option(help="Where run logs are written.")] = Path(
+        "safestack-logs"
+    ),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the latest run of these tasks.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.", min=1)] = 4,
+    seed: Annotated[int, typer.Option(help="Seed for sampling (runs are deterministic).")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: run_id and rows.")
+    ] = False,
+) -> None:
+    """Run tasks through every configuration, judge the outputs, log and tabulate.
+
+    Exit code 0 when the run completed, 2 on a usage, data or configuration error.
+    """
+    with user_errors():
+        from safestack.evals import EvalRun
+
+        task = "+".join(Path(t).stem if t.endswith(".jsonl") else t for t in tasks)
+        names = [c.strip() for c in configs.split(",") if c.strip()]
+        samples = _samples(tasks, limit, seed)
+        path = _latest(log_dir, task) if resume else None
+        if path is None:
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = log_dir / f"{task}-{stamp}.jsonl"
+        evaluation = EvalRun(task, samples, names, path, concurrency=concurrency)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            job = bar.add_task(f"eval {task}", total=None)
+            rows = evaluation.run(
+                progress=lambda done, total: bar.update(job, completed=done, total=total)
+            )
+    if as_json:
+        emit_json({"run_id": path.stem, "log": str(path), "rows": rows})
+        return
+    _print_tables(rows)
+    console.print(f"log: {escape(str(path))}")
+
+
+@app.command("table")
+def table(
+    run: Annotated[str, typer.Argument(help="A run log (.jsonl) or a run id in --log-dir.")],
+    log_dir: Annotated[Path, typer.Option(help="Where run logs are.")] = Path("safestack-logs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print Markdown tables (for reports).")
+    ] = False,
+) -> None:
+    """Print a run's tables (from its log alone) in the published layout."""
+    with user_errors():
+        from safestack.evals import rows_from_log
+
+        path = Path(run) if run.endswith(".jsonl") else log_dir / f"{run}.jsonl"
+        rows = rows_from_log(path)
+    if as_json:
+        emit_json({"run_id": path.stem, "rows": rows})
+    elif markdown:
+        console.print(markdown_tables(rows), markup=False, highlight=False, soft_wrap=True)
+    else:
+        _print_tables(rows)
+
+
+def _interval(row: dict[str, Any], metric: str) -> str:
+    if row[metric] is None:
+        return "–"
+    return f"{row[metric]:.3f} ({row[metric + '_low']:.3f}–{row[metric + '_high']:.3f})"
+
+
+def markdown_tables(rows: list[dict[str, Any]]) -> str:
+    """The published layout: per source, rows = configurations, columns = the two metrics."""
+    out = []
+    for source in sorted({r["source"] for r in rows}):
+        out += [
+            f"### {source}",
+            "",
+            "| configuration | not_unsafe (95 % CI) | not_unsafe, judge-corrected "
+            "| not_overrefuse (95 % CI) | n | excluded | seen in training |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            if r["source"] == source and r["category"] == "overall":
+                corrected = r["not_unsafe_corrected"]
+                out.append(
+                    f"| {r['config']} | {_interval(r, 'not_unsafe')} | "
+                    f"{'–' if corrected is None else f'{corrected:.3f}'} | "
+                    f"{_interval(r, 'not_overrefuse')} | {r['n']} | {r['n_excluded']} | "
+                    f"{r['n_seen_in_training']} |"
+                )
+        out.append("")
+    return "\n".join(out)
+
+
+def _cell(row: dict[str, Any], metric: str) -> str:
+    value = row[metric]
+    if value is None:
+        return "–"
+    return f"{value:.3f} [{row[metric + '_low']:.2f}, {row[metric + '_high']:.2f}]"
+
+
+def _print_tables(rows: list[dict[str, Any]]) -> None:
+    for source in sorted({r["source"] for r in rows}):
+        overall = [r for r in rows if r["source"] == source and r["category"] == "overall"]
+        t = Table(title=f"{source}: overall (95 % Wilson intervals)")
+        cols = ("configuration", "not_unsafe", "corrected", "not_overrefuse", "n", "excl.", "seen")
+        for col in cols:
+            t.add_column(col)
+        for r in overall:
+            corrected = r["not_unsafe_corrected"]
+            t.add_row(
+                r["config"],
+                _cell(r, "not_unsafe"),
+                "–" if corrected is None else f"{corrected:.3f}",
+                _cell(r, "not_overrefuse"),
+                str(r["n"]),
+                str(r["n_excluded"]),
+                str(r["n_seen_in_training"]),
+            )
+        console.print(t)
+        console.print(
+            "excl. = samples left out because some configuration gave no usable answer (e.g. the "
+            "recorded model has no completion for them); configurations are compared on the rest. "
+            "seen = samples whose prompt the shipped prompt classifier was trained on."
+        )
+        cats = [r for r in rows if r["source"] == source and r["category"] != "overall"]
+        if cats:
+            t = Table(title=f"{source}: not_unsafe per category")
+            configs = list(dict.fromkeys(r["config"] for r in cats))
+            t.add_column("category")
+            for config in configs:
+                t.add_column(config)
+            for category in sorted({r["category"] for r in cats}):
+                by = {r["config"]: r for r in cats if r["category"] == category}
+                t.add_row(
+                    category,
+                    *(
+                        "–"
+                        if c not in by or by[c]["not_unsafe"] is None
+                        else f"{by[c]['not_unsafe']:.3f} (n={by[c]['n_should_refuse']})"
+                        for c in configs
+                    ),
+                )
+            console.print(t)
