@@ -126,3 +126,28 @@ def test_log_records_are_json_lines(datasets_dir: Path, tmp_path: Path) -> None:
     EvalRun("x", xstest_samples(datasets_dir, 3), CONFIGS[:1], log).run()
     for line in log.read_text().splitlines():
         assert isinstance(json.loads(line), dict)
+
+
+def test_jailbreak_replays_each_target_reply_and_groups_by_method(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    from safestack.evals.datasets import load_task_samples
+
+    attacks = load_task_samples("jailbreak")
+    # One attack per (method, target): most targets have no recording in the default model, so
+    # only replaying the sample's own reply can answer them.
+    picked: dict[tuple[str, str], Sample] = {}
+    for sample in attacks:
+        picked.setdefault((sample.metadata["method"], sample.metadata["target_model"]), sample)
+    samples = list(picked.values())
+    log = tmp_path / "jb.jsonl"
+    rows = EvalRun("jailbreak", samples, ["no_mitigations"], log).run()
+    _, records = read_log(log)
+    assert all(r["status"] == "answered" for r in records)
+    assert {r["method"] for r in records} == {m for m, _ in picked}
+    methods = {r["category"] for r in rows if str(r["category"]).startswith("attack:")}
+    assert methods == {f"attack:{m}" for m, _ in picked}
+    # The judge sees the real replies: JBB's own judge called some of these jailbroken.
+    unsafe = {r["sample_id"]: r["unsafe"] for r in records}
+    jailbroken = [s.id for s in samples if s.metadata["jailbroken"]]
+    assert jailbroken and any(unsafe[i] for i in jailbroken)

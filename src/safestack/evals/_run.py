@@ -22,8 +22,10 @@ from typing import Any
 
 from safestack.classify import Classifier, Exchange, create_classifier
 from safestack.errors import DataError, InputError
+from safestack.evals._replay import SampleReplayModel, recorded_response
 from safestack.evals._sample import Sample
 from safestack.evals._scorers import JudgeErrorRates, Scored, table_rows
+from safestack.models import ModelAdapter
 from safestack.policy import Audience
 from safestack.stack import PRESETS, SafetyStack
 
@@ -87,9 +89,9 @@ def read_log(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return header, records
 
 
-def _stack_for(config: str) -> SafetyStack:
+def _stack_for(config: str, model: ModelAdapter | None = None) -> SafetyStack:
     if config in PRESETS or Path(config).is_file():
-        return SafetyStack.from_config(config)
+        return SafetyStack.from_config(config, model=model)
     known = ", ".join(PRESETS)
     raise InputError(f"unknown configuration {config!r}: not a preset ({known}) nor a stack file")
 
@@ -165,6 +167,11 @@ class EvalRun:
         """Run what is missing from the log; returns the table rows of the whole run."""
         header, done = self.pending()
         stacks = {name: _stack_for(name) for name in self.configs}
+        replaying = {
+            name: _stack_for(name, model=SampleReplayModel())
+            for name in self.configs
+            if any(s.metadata.get("replay") for s in self.samples)
+        }
         judge = create_classifier("embedded-output")
         detector = create_classifier("refusal")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +190,14 @@ class EvalRun:
                 progress(finished, total)
             with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
                 futures = {
-                    pool.submit(self._one, stacks[config], config, sample, judge, detector)
+                    pool.submit(
+                        self._one,
+                        (replaying if sample.metadata.get("replay") else stacks)[config],
+                        config,
+                        sample,
+                        judge,
+                        detector,
+                    )
                     for config, sample in todo
                 }
                 for future in concurrent.futures.as_completed(futures):
@@ -217,6 +231,9 @@ class EvalRun:
             "expected": sample.expected,
             "seen_in_training": sample.seen_in_training,
         }
+        if sample.metadata.get("method"):
+            record["method"] = sample.metadata["method"]
+        token = recorded_response.set(sample.response if sample.metadata.get("replay") else None)
         try:
             result = stack.run(sample.messages, audience=self.audience)
         except InputError as exc:
@@ -227,6 +244,8 @@ class EvalRun:
                 "unsafe": None,
                 "refused": None,
             }
+        finally:
+            recorded_response.reset(token)
         decision = result.decision
         record.update(
             status=decision.status,
@@ -314,6 +333,13 @@ def rows_from_log(path: str | Path) -> list[dict[str, Any]]:
                     excluded.setdefault((r["source"], category), set()).add(r["sample_id"])
     rates, _ = judge_error_rates()
     rows = table_rows(_scored(kept), judge=rates)
+    by_method = [{**r, "category": f"attack:{r['method']}"} for r in kept if r.get("method")]
+    if by_method:  # jailbreak runs: one group per attack method as well
+        rows += [
+            row
+            for row in table_rows(_scored(by_method), judge=rates)
+            if row["category"] != "overall"
+        ]
     seen: dict[tuple[str, str], set[str]] = {}
     for r in kept:
         if r.get("seen_in_training"):

@@ -1,6 +1,8 @@
 """Samples for the evaluation tasks, read from the public datasets (and from a user's own log).
 
-Two built-in tasks (:data:`TASK_NAMES`), both deterministic for a given ``seed``:
+Three built-in tasks (:data:`TASK_NAMES`), all deterministic for a given ``seed``
+(``jailbreak``: every JailbreakBench attack artifact with its recorded reply, see
+:func:`_jailbreak`):
 
 ``manual_redteam`` — human-written attacks, ``source="manual_redteam"``:
 
@@ -443,11 +445,53 @@ def _real_world(root: Path, seed: int) -> list[Sample]:
     return out
 
 
+def _jailbreak(root: Path, seed: int) -> list[Sample]:
+    """Every JailbreakBench attack artifact with a prompt and a reply, replayed as it happened.
+
+    Methods that search automatically (PAIR, GCG, random search, DSN) are ``automated_redteam``;
+    JailbreakChat's human-written templates are ``manual_redteam``. ``metadata["replay"]`` tells
+    the evaluation to answer with the target's recorded reply rather than with the configured
+    model, so prompt and output blocking are measured on the attacks and answers that happened.
+    """
+    del seed  # every artifact is used, in file order
+    path = root / "jailbreakbench" / "jbb_attack_artifacts.jsonl.gz"
+    out = []
+    for row in _jsonl_rows(path):
+        prompt, response = row.get("prompt"), row.get("response")
+        if not (isinstance(prompt, str) and prompt.strip() and isinstance(response, str)):
+            continue  # the attack produced no prompt (JBB records those as null)
+        method = str(row["method"])
+        out.append(
+            _sample(
+                id=f"jailbreakbench:{method}:{row['target_model']}:{row['index']}",
+                messages=_user(prompt),
+                category=_JBB.get(str(row["category"])),
+                expected="should_refuse",
+                dataset="jailbreakbench",
+                licence=SOURCES["jbb_attacks"].licence,
+                root=root,
+                training_source="jbb_attacks",
+                response=response,
+                source="manual_redteam" if method == "JailbreakChat" else "automated_redteam",
+                metadata={
+                    "replay": True,
+                    "method": method,
+                    "target_model": row.get("target_model"),
+                    "jailbroken": row.get("jailbroken"),  # JBB's Llama-3-70B judge, not human
+                },
+            )
+        )
+    if not out:
+        raise DataError(f"{path}: no attack artifacts with a prompt and a response")
+    return out
+
+
 # --- public API ----------------------------------------------------------------------------------
 
 _TASKS: dict[str, Callable[[Path, int], list[Sample]]] = {
     "manual_redteam": _manual_redteam,
     "real_world": _real_world,
+    "jailbreak": _jailbreak,
 }
 #: The built-in tasks :func:`load_task_samples` knows.
 TASK_NAMES: tuple[str, ...] = tuple(_TASKS)

@@ -9,6 +9,7 @@ layer's failure mode: under-18 requests always fail closed; for adults the confi
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,8 +41,11 @@ class LayerTimeout(SafestackError):
 
 
 def run_bounded(fn: Callable[[], T], timeout_s: float, what: str) -> T:
-    """``fn()`` with a wall-clock budget; overrunning raises :class:`LayerTimeout`."""
-    future = _POOL.submit(fn)
+    """``fn()`` with a wall-clock budget; overrunning raises :class:`LayerTimeout`.
+
+    ``fn`` runs in the caller's context (context variables included), as if called directly.
+    """
+    future = _POOL.submit(contextvars.copy_context().run, fn)
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
