@@ -23,7 +23,12 @@ def test_demo_classifies_the_samples_and_reports_quality() -> None:
 def test_demo_runs_real_requests_through_every_configuration(datasets_dir: object) -> None:
     result = CliRunner().invoke(app, ["demo", "--json"])
     assert result.exit_code == 0, result.output
-    stack = json.loads(result.stdout)["stack"]
+    out = json.loads(result.stdout)
+    stack = out["stack"]
+    sources = {row["source"] for row in out["evaluation"]}
+    assert sources == {"manual_redteam", "automated_redteam", "real_world"}
+    configs = {row["config"] for row in out["evaluation"]}
+    assert configs == {"system_mitigations", "system_mitigations_and_model_refusals"}
     summary = stack["summary"]
     assert list(summary) == [
         "no_mitigations",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -107,14 +108,52 @@ def _print_stack_section(section: dict[str, Any]) -> None:
     )
 
 
+#: The demo evaluation: each task limited to a seeded sample, so the demo takes about a minute.
+DEMO_EVAL_TASKS = ("manual_redteam", "real_world", "jailbreak")
+DEMO_EVAL_LIMIT = 150
+DEMO_EVAL_CONFIGS = ("system_mitigations", "system_mitigations_and_model_refusals")
+
+
+def _eval_section(quiet: bool) -> list[dict[str, Any]]:
+    """The published tables on a sample of every source, for the two published configurations."""
+    import tempfile
+
+    from safestack.cli.eval import task_samples
+    from safestack.evals import EvalRun
+
+    samples = task_samples(list(DEMO_EVAL_TASKS), DEMO_EVAL_LIMIT, seed=0)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Progress(transient=True, console=err_console, disable=quiet) as progress,
+    ):
+        job = progress.add_task("evaluating", total=None)
+        run = EvalRun("demo", samples, list(DEMO_EVAL_CONFIGS), Path(tmp) / "demo.jsonl")
+        return run.run(
+            progress=lambda done, total: progress.update(job, completed=done, total=total)
+        )
+
+
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Run real requests through the safety stack offline, then show the classifiers' quality."""
+    """Run real requests through the safety stack offline, evaluate it, show classifier quality."""
     with user_errors():
         stack_section = _stack_section(_samples())
     if not as_json:
         _print_stack_section(stack_section)
+    with user_errors():
+        eval_rows = _eval_section(quiet=as_json)
+    if not as_json:
+        from safestack.cli.eval import print_tables
+
+        console.rule("Evaluation: published-style tables (a seeded sample of each source)")
+        print_tables(eval_rows, per_category=False)
+        console.print(
+            f"{DEMO_EVAL_LIMIT} samples per task ({', '.join(DEMO_EVAL_TASKS)}); "
+            "system_mitigations = prompt + output blocking around Mistral-7B-Instruct (no safety "
+            "training); …_and_model_refusals = around Llama-2-chat, its refusals counted. "
+            "Full runs: safestack eval run manual_redteam real_world jailbreak\n"
+        )
     with user_errors():
         from safestack.classify import (
             EmbeddedOutputClassifier,
@@ -159,6 +198,7 @@ def demo(
                     ],
                     "quality": quality_rows(metrics),
                     "stack": stack_section,
+                    "evaluation": eval_rows,
                 }
             )
             + "\n"

@@ -24,7 +24,8 @@ app = typer.Typer(
 DEFAULT_CONFIGS = "system_mitigations,system_mitigations_and_model_refusals"
 
 
-def _samples(tasks: list[str], limit: int | None, seed: int) -> list[Any]:
+def task_samples(tasks: list[str], limit: int | None, seed: int) -> list[Any]:
+    """The samples of named tasks or JSONL files, each limited to a seeded sample of ``limit``."""
     from safestack.errors import InputError
     from safestack.evals.datasets import TASK_NAMES, load_jsonl_samples, load_task_samples
 
@@ -85,7 +86,7 @@ def run(
 
         task = "+".join(Path(t).stem if t.endswith(".jsonl") else t for t in tasks)
         names = [c.strip() for c in configs.split(",") if c.strip()]
-        samples = _samples(tasks, limit, seed)
+        samples = task_samples(tasks, limit, seed)
         path = _latest(log_dir, task) if resume else None
         if path is None:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -107,7 +108,7 @@ def run(
     if as_json:
         emit_json({"run_id": path.stem, "log": str(path), "rows": rows})
         return
-    _print_tables(rows)
+    print_tables(rows)
     console.print(f"log: {escape(str(path))}")
 
 
@@ -131,7 +132,7 @@ def table(
     elif markdown:
         console.print(markdown_tables(rows), markup=False, highlight=False, soft_wrap=True)
     else:
-        _print_tables(rows)
+        print_tables(rows)
 
 
 def _interval(row: dict[str, Any], metric: str) -> str:
@@ -168,15 +169,16 @@ def _cell(row: dict[str, Any], metric: str) -> str:
     value = row[metric]
     if value is None:
         return "–"
-    return f"{value:.3f} [{row[metric + '_low']:.2f}, {row[metric + '_high']:.2f}]"
+    return f"{value:.3f} [{row[metric + '_low']:.2f},{row[metric + '_high']:.2f}]"
 
 
-def _print_tables(rows: list[dict[str, Any]]) -> None:
+def print_tables(rows: list[dict[str, Any]], *, per_category: bool = True) -> None:
     for source in sorted({r["source"] for r in rows}):
         overall = [r for r in rows if r["source"] == source and r["category"] == "overall"]
         t = Table(title=f"{source}: overall (95 % Wilson intervals)")
-        cols = ("configuration", "not_unsafe", "corrected", "not_overrefuse", "n", "excl.", "seen")
-        for col in cols:
+        cols = ("configuration", "not_unsafe", "corr.", "not_overrefuse", "n", "excl", "seen")
+        t.add_column(cols[0], overflow="fold", min_width=14)
+        for col in cols[1:]:
             t.add_column(col)
         for r in overall:
             corrected = r["not_unsafe_corrected"]
@@ -190,13 +192,8 @@ def _print_tables(rows: list[dict[str, Any]]) -> None:
                 str(r["n_seen_in_training"]),
             )
         console.print(t)
-        console.print(
-            "excl. = samples left out because some configuration gave no usable answer (e.g. the "
-            "recorded model has no completion for them); configurations are compared on the rest. "
-            "seen = samples whose prompt the shipped prompt classifier was trained on."
-        )
         cats = [r for r in rows if r["source"] == source and r["category"] != "overall"]
-        if cats:
+        if cats and per_category:
             t = Table(title=f"{source}: not_unsafe per category")
             configs = list(dict.fromkeys(r["config"] for r in cats))
             t.add_column("category")
@@ -214,3 +211,9 @@ def _print_tables(rows: list[dict[str, Any]]) -> None:
                     ),
                 )
             console.print(t)
+    console.print(
+        "corr. = not_unsafe corrected for the output judge's measured error rates. excl = "
+        "samples left out because some configuration gave no usable answer (e.g. the recorded "
+        "model has no completion for them); configurations are compared on the rest. seen = "
+        "samples whose prompt the shipped prompt classifier was trained on (flattering)."
+    )
