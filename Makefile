@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/classify.py --out BENCHMARKS.md
 	$(PY) bench/embedders.py --out BENCHMARKS.md
 	$(PY) bench/stack.py --out BENCHMARKS.md
+	cd bench && ../$(PY) evals.py --out ../BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train
