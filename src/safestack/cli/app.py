@@ -9,6 +9,7 @@ from safestack.cli.classify import classify
 from safestack.cli.demo import demo
 from safestack.cli.eval import app as eval_app
 from safestack.cli.policy import app as policy_app
+from safestack.cli.redteam import app as redteam_app
 from safestack.cli.stack import app as stack_app
 from safestack.cli.train import train
 
@@ -28,6 +29,7 @@ app.command("demo")(demo)
 app.add_typer(policy_app, name="policy")
 app.add_typer(stack_app, name="stack")
 app.add_typer(eval_app, name="eval")
+app.add_typer(redteam_app, name="redteam")
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """Samples for the evaluation tasks, read from the public datasets (and from a user's own log).
 
-Three built-in tasks (:data:`TASK_NAMES`), all deterministic for a given ``seed``
+Built-in tasks (:data:`TASK_NAMES`), all deterministic for a given ``seed``
 (``jailbreak``: every JailbreakBench attack artifact with its recorded reply, see
-:func:`_jailbreak`):
+:func:`_jailbreak`; ``automated_redteam``: attacks generated from the policy, see
+:func:`_automated_redteam`):
 
 ``manual_redteam`` — human-written attacks, ``source="manual_redteam"``:
 
@@ -486,12 +487,26 @@ def _jailbreak(root: Path, seed: int) -> list[Sample]:
     return out
 
 
+#: ``automated_redteam``: attacks and benign look-alikes generated per policy category.
+REDTEAM_PER_CATEGORY = 8
+
+
+def _automated_redteam(root: Path, seed: int) -> list[Sample]:
+    """Attacks generated offline from the default policy and seed behaviours (``redteam/``):
+    :data:`REDTEAM_PER_CATEGORY` per category, cycling through every strategy, plus as many
+    benign look-alikes (``should_comply``) to measure over-refusal."""
+    from safestack.redteam import generate_samples
+
+    return generate_samples(per_category=REDTEAM_PER_CATEGORY, seed=seed, datasets_dir=root)
+
+
 # --- public API ----------------------------------------------------------------------------------
 
 _TASKS: dict[str, Callable[[Path, int], list[Sample]]] = {
     "manual_redteam": _manual_redteam,
     "real_world": _real_world,
     "jailbreak": _jailbreak,
+    "automated_redteam": _automated_redteam,
 }
 #: The built-in tasks :func:`load_task_samples` knows.
 TASK_NAMES: tuple[str, ...] = tuple(_TASKS)
