@@ -100,3 +100,73 @@ def test_errors_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "no samples" in err
     code, _, err = invoke("table", "missing-run", "--log-dir", str(tmp_path))
     assert code == 2 and "no such run log" in err
+
+
+def test_model_benchmarks_need_a_live_model(
+    endpoint: object, tmp_path: Path, datasets_dir: Path
+) -> None:
+    code, _, err = invoke("run", "truthfulqa", "--limit", "3", "--log-dir", str(tmp_path))
+    assert code == 2 and "No measurement is possible offline" in err
+
+    endpoint.always(  # type: ignore[attr-defined]
+        {"choices": [{"message": {"role": "assistant", "content": "A"}, "finish_reason": "stop"}]}
+    )
+    stack = tmp_path / "live.yaml"
+    stack.write_text(
+        "preset: system_mitigations\n"
+        f"model: {{name: openai, args: {{base_url: '{endpoint.base_url}', model: m}}}}\n"  # type: ignore[attr-defined]
+    )
+    code, out, _ = invoke(
+        "run",
+        "truthfulqa",
+        "--configs",
+        str(stack),
+        "--limit",
+        "12",
+        "--log-dir",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0
+    rows = out["rows"]
+    assert isinstance(rows, list)
+    overall = next(r for r in rows if r["category"] == "overall")
+    assert overall["n"] == 12 and 0.0 <= overall["accuracy"] <= 1.0
+    assert overall["accuracy_low"] <= overall["accuracy"] <= overall["accuracy_high"]
+    assert overall["not_unsafe"] is None and overall["not_overrefuse"] is None
+
+    code, out, _ = invoke(
+        "run",
+        "bbq",
+        "--configs",
+        str(stack),
+        "--limit",
+        "12",
+        "--log-dir",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0
+    bbq = {r["category"]: r for r in out["rows"]}  # type: ignore[union-attr]
+    assert "overall" in bbq and bbq["overall"]["n"] > 0
+
+    code, _, err = invoke("run", "bbq", "manual_redteam", "--log-dir", str(tmp_path))
+    assert code == 2 and "apart from the safety tasks" in err
+
+
+@pytest.mark.usefixtures("datasets_dir")
+def test_automated_redteam_task_is_generated_from_the_policy(tmp_path: Path) -> None:
+    code, out, _ = invoke(
+        "run",
+        "automated_redteam",
+        "--limit",
+        "40",
+        "--configs",
+        "system_mitigations",
+        "--log-dir",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0
+    sources = {r["source"] for r in out["rows"]}  # type: ignore[union-attr]
+    assert sources == {"automated_redteam"}

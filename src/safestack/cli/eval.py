@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,70 @@ app = typer.Typer(
 )
 
 DEFAULT_CONFIGS = "system_mitigations,system_mitigations_and_model_refusals"
+#: Tasks that ask the configured *model* multiple-choice questions (no safety layers involved).
+BENCHMARKS = ("truthfulqa", "bbq")
+
+
+def _proportion_fields(prefix: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {prefix: None, f"{prefix}_low": None, f"{prefix}_high": None}
+    return {prefix: value.value, f"{prefix}_low": value.low, f"{prefix}_high": value.high}
+
+
+def benchmark_rows(
+    task: str, configs: list[str], limit: int | None, seed: int, concurrency: int
+) -> list[dict[str, Any]]:
+    """TruthfulQA accuracy or BBQ bias scores of each configuration's model.
+
+    Offline, the recorded model holds no answers for these questions: the error says so (there
+    is nothing to measure without a live model).
+    """
+    from safestack.evals import bias, truthfulqa
+    from safestack.stack import SafetyStack
+
+    rows: list[dict[str, Any]] = []
+    for config in configs:
+        model = SafetyStack.from_config(config).model
+        base = {"source": task, "config": config, "not_unsafe": None, "not_overrefuse": None}
+        if task == "truthfulqa":
+            result = truthfulqa.run_truthfulqa(
+                truthfulqa.truthfulqa_items(limit=limit, seed=seed),
+                model,
+                seed=seed,
+                workers=concurrency,
+            )
+            rows.append(
+                {
+                    **base,
+                    "category": "overall",
+                    "n": result.n,
+                    "n_invalid": result.n_invalid,
+                    **_proportion_fields("accuracy", result.accuracy),
+                }
+            )
+            rows += [
+                {**base, "category": cat, "n": acc.n, **_proportion_fields("accuracy", acc)}
+                for cat, acc in sorted(result.per_category.items())
+            ]
+        else:
+            per = None if limit is None else max(1, limit // 6)
+            answers = bias.answer_bbq(
+                bias.bbq_items(limit_per_category=per, seed=seed), model, workers=concurrency
+            )
+            for category, score in bias.bbq_bias_scores(answers).items():
+                rows.append(
+                    {
+                        **base,
+                        "category": category,
+                        "n": score.n_ambig + score.n_disambig,
+                        "n_invalid": score.n_invalid,
+                        "s_amb": score.s_amb,
+                        "s_dis": score.s_dis,
+                        **_proportion_fields("accuracy_ambig", score.accuracy_ambig),
+                        **_proportion_fields("accuracy_disambig", score.accuracy_disambig),
+                    }
+                )
+    return rows
 
 
 def task_samples(tasks: list[str], limit: int | None, seed: int) -> list[Any]:
@@ -36,9 +101,8 @@ def task_samples(tasks: list[str], limit: int | None, seed: int) -> list[Any]:
         elif task.endswith(".jsonl") or Path(task).is_file():
             samples = load_jsonl_samples(task)
         else:
-            raise InputError(
-                f"unknown task {task!r}; tasks: {', '.join(TASK_NAMES)}, or a JSONL file path"
-            )
+            known = ", ".join((*TASK_NAMES, *BENCHMARKS))
+            raise InputError(f"unknown task {task!r}; tasks: {known}, or a JSONL file path")
         if limit is not None and limit < len(samples):
             rng = random.Random(f"{seed}:{task}")
             samples = [samples[i] for i in sorted(rng.sample(range(len(samples)), limit))]
@@ -82,15 +146,38 @@ def run(
     Exit code 0 when the run completed, 2 on a usage, data or configuration error.
     """
     with user_errors():
+        from safestack.errors import InputError
         from safestack.evals import EvalRun
 
         task = "+".join(Path(t).stem if t.endswith(".jsonl") else t for t in tasks)
         names = [c.strip() for c in configs.split(",") if c.strip()]
-        samples = task_samples(tasks, limit, seed)
-        path = _latest(log_dir, task) if resume else None
-        if path is None:
+        benchmarks = [t for t in tasks if t in BENCHMARKS]
+        if benchmarks:
+            if len(benchmarks) != len(tasks):
+                raise InputError(
+                    f"{', '.join(BENCHMARKS)} ask the model questions; run them apart from the "
+                    "safety tasks"
+                )
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-            path = log_dir / f"{task}-{stamp}.jsonl"
+            path = log_dir / f"{task}-{stamp}.json"
+            rows = [
+                row
+                for name in benchmarks
+                for row in benchmark_rows(name, names, limit, seed, concurrency)
+            ]
+            log_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"run_id": path.stem, "rows": rows}, indent=1))
+            if as_json:
+                emit_json({"run_id": path.stem, "log": str(path), "rows": rows})
+            else:
+                console.print_json(data=rows)
+            return
+        samples = task_samples(tasks, limit, seed)
+        previous = _latest(log_dir, task) if resume else None
+        if previous is None:
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+            previous = log_dir / f"{task}-{stamp}.jsonl"
+        path = previous
         evaluation = EvalRun(task, samples, names, path, concurrency=concurrency)
         with Progress(
             "[progress.description]{task.description}",
