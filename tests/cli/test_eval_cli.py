@@ -170,3 +170,18 @@ def test_automated_redteam_task_is_generated_from_the_policy(tmp_path: Path) -> 
     assert code == 0
     sources = {r["source"] for r in out["rows"]}  # type: ignore[union-attr]
     assert sources == {"automated_redteam"}
+
+
+@pytest.mark.usefixtures("datasets_dir")
+def test_quality_and_bias_commands() -> None:
+    code, out, _ = invoke("quality", "xstest", "--limit", "40", "--json")
+    assert code == 0
+    (report,) = out["reports"]  # type: ignore[misc]
+    assert report["dataset"] == "xstest" and report["n"] == 40
+    assert "held" in report["split"].lower()
+    code, out, _ = invoke("bias", "--dataset", "davidson", "--limit-per-group", "15", "--json")
+    assert code == 0
+    groups = out["groups"]
+    assert isinstance(groups, list) and all(0.0 <= g["fpr"]["value"] <= 1.0 for g in groups)
+    code, _, err = invoke("bias", "--dataset", "nope")
+    assert code == 2 and "allowed: toxigen, davidson" in err

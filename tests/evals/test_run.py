@@ -151,3 +151,31 @@ def test_jailbreak_replays_each_target_reply_and_groups_by_method(
     unsafe = {r["sample_id"]: r["unsafe"] for r in records}
     jailbroken = [s.id for s in samples if s.metadata["jailbroken"]]
     assert jailbroken and any(unsafe[i] for i in jailbroken)
+
+
+def test_an_endpoint_failing_half_the_time_is_retried(
+    endpoint: object, datasets_dir: Path, tmp_path: Path
+) -> None:
+    ok = {
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "A plain answer."},
+                "finish_reason": "stop",
+            }
+        ]
+    }
+    samples = [s for s in xstest_samples(datasets_dir, 40) if s.expected == "should_comply"][:8]
+    for _ in samples:  # every first attempt fails with a 503, every retry succeeds
+        endpoint.reply({"error": "overloaded"}, status=503)  # type: ignore[attr-defined]
+        endpoint.reply(ok)  # type: ignore[attr-defined]
+    stack = tmp_path / "flaky.yaml"
+    url = endpoint.base_url  # type: ignore[attr-defined]
+    stack.write_text(
+        "preset: no_mitigations\n"
+        f"model: {{name: openai, args: {{base_url: '{url}', model: m, max_retries: 2}}}}\n"
+    )
+    log = tmp_path / "flaky.jsonl"
+    EvalRun("flaky", samples, [str(stack)], log, concurrency=1).run()
+    _, records = read_log(log)
+    assert [r["status"] for r in records] == ["answered"] * len(samples)
+    assert len(endpoint.requests) == 2 * len(samples)  # type: ignore[attr-defined]

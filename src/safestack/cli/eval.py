@@ -304,3 +304,78 @@ def print_tables(rows: list[dict[str, Any]], *, per_category: bool = True) -> No
         "model has no completion for them); configurations are compared on the rest. seen = "
         "samples whose prompt the shipped prompt classifier was trained on (flattering)."
     )
+
+
+@app.command("quality")
+def quality(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="Training sources to score on (default: xstest toxigen davidson)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N held-out items per source.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The prompt classifier's precision, recall, F1, AUPRC and confusion on held-out items.
+
+    Only items in the shipped heads' held-out split are scored (data the classifier never saw).
+    """
+    with user_errors():
+        from safestack.evals.quality import quality_on_dataset
+
+        names = sources or ["xstest", "toxigen", "davidson"]
+        reports = [quality_on_dataset(name, limit=limit) for name in names]
+    if as_json:
+        emit_json({"reports": [r.model_dump(mode="json") for r in reports]})
+        return
+    t = Table(title="embedded-prompt on held-out items (published 'classifier results' layout)")
+    for col in ("dataset", "n", "precision", "recall", "F1", "AUPRC", "FPR"):
+        t.add_column(col)
+    for r in reports:
+        b = r.binary
+        t.add_row(
+            r.dataset,
+            str(r.n),
+            *(
+                "–" if b.get(k) is None else f"{b[k]:.3f}"
+                for k in ("precision", "recall", "f1", "auprc", "fpr")
+            ),
+        )
+    console.print(t)
+
+
+@app.command("bias")
+def bias_rates(
+    dataset: Annotated[
+        str, typer.Option(help="toxigen (neutral statements about groups) or davidson.")
+    ] = "toxigen",
+    heldout_only: Annotated[
+        bool, typer.Option(help="Only texts the classifier never saw in training.")
+    ] = True,
+    limit_per_group: Annotated[int | None, typer.Option(help="At most N texts per group.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per-group false-positive rate of the input classifier on benign texts about each group."""
+    with user_errors():
+        from safestack.classify import EmbeddedPromptClassifier
+        from safestack.errors import InputError
+        from safestack.evals import bias
+
+        loaders = {"toxigen": bias.toxigen_neutral, "davidson": bias.davidson_dialect}
+        if dataset not in loaders:
+            raise InputError(f"unknown dataset {dataset!r}; allowed: {', '.join(loaders)}")
+        texts = loaders[dataset](limit_per_group=limit_per_group, heldout_only=heldout_only)
+        rates = bias.group_false_positive_rates(EmbeddedPromptClassifier(), texts)
+    if as_json:
+        emit_json({"dataset": dataset, "groups": [r.model_dump(mode="json") for r in rates]})
+        return
+    t = Table(title=f"embedded-prompt false-positive rate by group ({dataset}, benign texts)")
+    for col in ("group", "n", "flagged", "FPR [95 % CI]"):
+        t.add_column(col)
+    for r in rates:
+        t.add_row(
+            r.group,
+            str(r.n),
+            str(r.n_flagged),
+            f"{r.fpr.value:.3f} [{r.fpr.low:.2f},{r.fpr.high:.2f}]",
+        )
+    console.print(t)
