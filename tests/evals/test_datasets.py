@@ -208,3 +208,13 @@ def test_jsonl_bad_utf8_empty_and_missing(tmp_path: Path) -> None:
         load_jsonl_samples(empty)
     with pytest.raises(DataError, match="cannot read"):
         load_jsonl_samples(tmp_path / "absent.jsonl")
+
+
+def test_a_dataset_file_missing_a_column_names_the_file_and_the_column(tmp_path: Path) -> None:
+    from safestack.classify.training.sources import SOURCES
+
+    folder = tmp_path / "xstest"
+    folder.mkdir()
+    (folder / "xstest_prompts.csv").write_text("id,prompt,type\n1,hello,homonyms\n")
+    with pytest.raises(DataError, match=r"xstest_prompts.csv:2: no column 'label'; the file has"):
+        list(SOURCES["xstest"].load(tmp_path))

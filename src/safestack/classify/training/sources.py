@@ -69,12 +69,27 @@ class Source:
     load: Callable[[Path], Iterator[LabelledText]]
 
 
+class _Row(dict[str, str]):
+    """A CSV row whose missing column is a :class:`DataError` naming the file, not a KeyError."""
+
+    def __init__(self, values: dict[str, str], path: Path, line: int) -> None:
+        super().__init__(values)
+        self.path, self.line = path, line
+
+    def __missing__(self, key: str) -> str:
+        raise DataError(
+            f"{self.path}:{self.line}: no column {key!r}; the file has: {', '.join(self) or 'none'}"
+        )
+
+
 def _rows(path: Path) -> Iterator[dict[str, str]]:
     if not path.is_file():
         raise DataError(f"missing data file {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        yield from csv.DictReader(handle)
+        reader = csv.DictReader(handle)
+        for row in reader:
+            yield _Row(row, path, reader.line_num)
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, object]]:
