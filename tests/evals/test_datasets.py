@@ -218,3 +218,12 @@ def test_a_dataset_file_missing_a_column_names_the_file_and_the_column(tmp_path:
     (folder / "xstest_prompts.csv").write_text("id,prompt,type\n1,hello,homonyms\n")
     with pytest.raises(DataError, match=r"xstest_prompts.csv:2: no column 'label'; the file has"):
         list(SOURCES["xstest"].load(tmp_path))
+
+
+def test_automated_redteam_holds_generated_attacks_and_advbench(datasets_dir: Path) -> None:
+    samples = load_task_samples("automated_redteam")
+    assert samples == load_task_samples("automated_redteam")  # deterministic
+    by_dataset = Counter(s.dataset for s in samples)
+    assert by_dataset["advbench"] == 100 and by_dataset["safestack-redteam"] > 0
+    assert all(s.source == "automated_redteam" for s in samples)
+    assert len({s.id for s in samples}) == len(samples)

@@ -497,7 +497,33 @@ def _automated_redteam(root: Path, seed: int) -> list[Sample]:
     benign look-alikes (``should_comply``) to measure over-refusal."""
     from safestack.redteam import generate_samples
 
-    return generate_samples(per_category=REDTEAM_PER_CATEGORY, seed=seed, datasets_dir=root)
+    generated = generate_samples(per_category=REDTEAM_PER_CATEGORY, seed=seed, datasets_dir=root)
+    return [*generated, *_advbench(root, seed)]
+
+
+#: ``automated_redteam`` also takes a seeded sample of AdvBench's machine-written behaviours.
+ADVBENCH_SAMPLE_SIZE = 100
+
+
+def _advbench(root: Path, seed: int) -> list[Sample]:
+    """AdvBench harmful behaviours (Zou et al. 2023; written with an LLM, hence automated red
+    teaming). They carry no category, so they count in ``overall`` only."""
+    records = [r for r in _records(root, "advbench") if r.source == "advbench"]
+    rng = random.Random(f"advbench:{seed}")
+    picked = sorted(rng.sample(range(len(records)), min(ADVBENCH_SAMPLE_SIZE, len(records))))
+    return [
+        _sample(
+            id=f"advbench:{_item(records[i], 'advbench:')}",
+            messages=_user(records[i].text),
+            expected="should_refuse",
+            dataset="advbench",
+            licence=SOURCES["advbench"].licence,
+            root=root,
+            training_source="advbench",
+            source="automated_redteam",
+        )
+        for i in picked
+    ]
 
 
 # --- public API ----------------------------------------------------------------------------------
