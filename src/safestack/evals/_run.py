@@ -327,7 +327,8 @@ def rows_from_log(path: str | Path) -> list[dict[str, Any]]:
     excluded: dict[tuple[str, str], set[str]] = {}
     for r in records:
         if r["sample_id"] not in common:
-            for category in ("overall", r.get("category")):
+            method = f"attack:{r['method']}" if r.get("method") else None
+            for category in ("overall", r.get("category"), method):
                 if category:
                     excluded.setdefault((r["source"], category), set()).add(r["sample_id"])
     rates, _ = judge_error_rates()
@@ -342,7 +343,8 @@ def rows_from_log(path: str | Path) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str], set[str]] = {}
     for r in kept:
         if r.get("seen_in_training"):
-            for category in ("overall", r.get("category")):
+            method = f"attack:{r['method']}" if r.get("method") else None
+            for category in ("overall", r.get("category"), method):
                 if category:
                     seen.setdefault((r["source"], category), set()).add(r["sample_id"])
     for row in rows:
