@@ -167,20 +167,33 @@ def _item(record: LabelledText, prefix: str) -> str:
 # --- manual red team -----------------------------------------------------------------------------
 
 
-def _simplesafetytests(root: Path) -> list[Sample]:
+def _from_source(
+    root: Path,
+    name: str,
+    prefix: str,
+    *,
+    records: Sequence[LabelledText] | None = None,
+    source: SampleSource = "manual_redteam",
+) -> list[Sample]:
+    """Single-turn requests to refuse, one per record of training source ``name``."""
     return [
         _sample(
-            id=f"simplesafetytests:{_item(r, 'sst:')}",
+            id=f"{name}:{_item(r, prefix)}",
             messages=_user(r.text),
             category=r.category,
             expected="should_refuse",
-            dataset="simplesafetytests",
-            licence=SOURCES["simplesafetytests"].licence,
+            dataset=name,
+            licence=SOURCES[name].licence,
             root=root,
-            training_source="simplesafetytests",
+            training_source=name,
+            source=source,
         )
-        for r in _records(root, "simplesafetytests")
+        for r in (_records(root, name) if records is None else records)
     ]
+
+
+def _simplesafetytests(root: Path) -> list[Sample]:
+    return _from_source(root, "simplesafetytests", "sst:")
 
 
 def _harmbench(root: Path) -> list[Sample]:
@@ -211,19 +224,7 @@ def _harmbench(root: Path) -> list[Sample]:
 
 
 def _strongreject(root: Path) -> list[Sample]:
-    return [
-        _sample(
-            id=f"strongreject:{_item(r, 'strongreject:')}",
-            messages=_user(r.text),
-            category=r.category,
-            expected="should_refuse",
-            dataset="strongreject",
-            licence=SOURCES["strongreject"].licence,
-            root=root,
-            training_source="strongreject",
-        )
-        for r in _records(root, "strongreject")
-    ]
+    return _from_source(root, "strongreject", "strongreject:")
 
 
 def _xstest(root: Path, *, source: SampleSource = "manual_redteam") -> list[Sample]:
@@ -511,19 +512,13 @@ def _advbench(root: Path, seed: int) -> list[Sample]:
     records = [r for r in _records(root, "advbench") if r.source == "advbench"]
     rng = random.Random(f"advbench:{seed}")
     picked = sorted(rng.sample(range(len(records)), min(ADVBENCH_SAMPLE_SIZE, len(records))))
-    return [
-        _sample(
-            id=f"advbench:{_item(records[i], 'advbench:')}",
-            messages=_user(records[i].text),
-            expected="should_refuse",
-            dataset="advbench",
-            licence=SOURCES["advbench"].licence,
-            root=root,
-            training_source="advbench",
-            source="automated_redteam",
-        )
-        for i in picked
-    ]
+    return _from_source(
+        root,
+        "advbench",
+        "advbench:",
+        records=[records[i] for i in picked],
+        source="automated_redteam",
+    )
 
 
 # --- public API ----------------------------------------------------------------------------------
