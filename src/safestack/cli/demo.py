@@ -11,7 +11,6 @@ embedded classifiers and prints the quality each measured on held-out data when 
 from __future__ import annotations
 
 import json
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from safestack.cli._common import console, err_console, user_errors
+from safestack.cli._common import console, emit_json, err_console, user_errors
 
 
 def _samples() -> list[dict[str, Any]]:
@@ -175,33 +174,30 @@ def demo(
         metrics = json.loads((HEADS_DIR / "metrics.json").read_text())
 
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "prompts": [
-                        {
-                            "text": s["text"],
-                            "expected": s["expected"],
-                            **v.model_dump(include={"flagged", "categories", "scores"}),
-                        }
-                        for s, v in zip(prompts, prompt_v, strict=True)
-                    ],
-                    "exchanges": [
-                        {
-                            "prompt": s["prompt"],
-                            "expected": s["expected"],
-                            "refusal": r.label,
-                            "harmful": o.flagged,
-                            "categories": o.categories,
-                        }
-                        for s, r, o in zip(exchanges, refusal_v, output_v, strict=True)
-                    ],
-                    "quality": quality_rows(metrics),
-                    "stack": stack_section,
-                    "evaluation": eval_rows,
-                }
-            )
-            + "\n"
+        emit_json(
+            {
+                "prompts": [
+                    {
+                        "text": s["text"],
+                        "expected": s["expected"],
+                        **v.model_dump(include={"flagged", "categories", "scores"}),
+                    }
+                    for s, v in zip(prompts, prompt_v, strict=True)
+                ],
+                "exchanges": [
+                    {
+                        "prompt": s["prompt"],
+                        "expected": s["expected"],
+                        "refusal": r.label,
+                        "harmful": o.flagged,
+                        "categories": o.categories,
+                    }
+                    for s, r, o in zip(exchanges, refusal_v, output_v, strict=True)
+                ],
+                "quality": quality_rows(metrics),
+                "stack": stack_section,
+                "evaluation": eval_rows,
+            }
         )
         return
 

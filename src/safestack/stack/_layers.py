@@ -359,7 +359,7 @@ class OutputLayer:
             return _outcome([out_trace], blocked, out_trace)
         categories, scores = out_trace.categories, out_trace.scores
         due = self._monitor_due(audience, scores)
-        if due is None:
+        if due is None or self.monitor is None:
             skipped = "disabled" if not self.monitor_config.enabled else "classifier confident"
             monitor_trace = LayerTrace(layer="monitor", ran=False, skipped=skipped)
             return LayerOutcome(
@@ -368,19 +368,22 @@ class OutputLayer:
                 categories=categories,
                 scores=scores,
             )
-        return self._with_monitor(conversation, answer, audience, out_trace, due)
+        return self._with_monitor(
+            self.monitor.get(audience), conversation, answer, audience, out_trace, due
+        )
 
     def _with_monitor(
         self,
+        monitor: Classifier,
         conversation: Conversation,
         answer: str,
         audience: Audience,
         out_trace: LayerTrace,
         due: str,
     ) -> LayerOutcome:
-        assert self.monitor is not None  # _monitor_due is None when the monitor is disabled
-        monitor = self.monitor.get(audience)
-        context = conversation.input_texts(window=6)[-1]  # the conversation as the user built it
+        # The monitor reads the conversation as the user built it (the input layer's default
+        # window), so a request assembled over turns is judged with the answer it produced.
+        context = conversation.input_texts(window=6)[-1]
         start = time.perf_counter()
         try:
             (verdict,) = run_bounded(
