@@ -174,14 +174,15 @@ def _from_source(
     *,
     records: Sequence[LabelledText] | None = None,
     source: SampleSource = "manual_redteam",
+    expected: Expected = "should_refuse",
 ) -> list[Sample]:
-    """Single-turn requests to refuse, one per record of training source ``name``."""
+    """Single-turn requests, one per record of training source ``name`` (or of ``records``)."""
     return [
         _sample(
             id=f"{name}:{_item(r, prefix)}",
             messages=_user(r.text),
             category=r.category,
-            expected="should_refuse",
+            expected=expected,
             dataset=name,
             licence=SOURCES[name].licence,
             root=root,
@@ -348,36 +349,25 @@ def _manual_redteam(root: Path, seed: int) -> list[Sample]:
 
 
 def _self_instruct(root: Path) -> list[Sample]:
-    return [
-        _sample(
-            id=f"self_instruct:{_item(r, 'self_instruct:')}",
-            messages=_user(r.text),
-            expected="should_comply",
-            dataset="self_instruct",
-            licence=SOURCES["self_instruct"].licence,
-            root=root,
-            training_source="self_instruct",
-            source="real_world",
-        )
+    records = [
+        r
         for r in _records(root, "self_instruct")
         if r.group.startswith("self_instruct:user_oriented")
     ]
+    return _from_source(
+        root,
+        "self_instruct",
+        "self_instruct:",
+        records=records,
+        source="real_world",
+        expected="should_comply",
+    )
 
 
 def _truthfulqa(root: Path) -> list[Sample]:
-    return [
-        _sample(
-            id=f"truthfulqa:{_item(r, 'truthfulqa:')}",
-            messages=_user(r.text),
-            expected="should_comply",
-            dataset="truthfulqa",
-            licence=SOURCES["truthfulqa"].licence,
-            root=root,
-            training_source="truthfulqa",
-            source="real_world",
-        )
-        for r in _records(root, "truthfulqa")
-    ]
+    return _from_source(
+        root, "truthfulqa", "truthfulqa:", source="real_world", expected="should_comply"
+    )
 
 
 def _bbq_rows(root: Path) -> list[tuple[Path, dict[str, Any]]]:
