@@ -131,6 +131,7 @@ class LLMClassifier(PolicyBound, HTTPClassifierBase):
     """
 
     registry_name: ClassVar[str] = "llm"
+    prompt_version: ClassVar[str] = PROMPT_VERSION
 
     def __init__(
         self,
@@ -171,28 +172,29 @@ class LLMClassifier(PolicyBound, HTTPClassifierBase):
         if not (isinstance(self.model, str) and self.model):
             raise ClassifierError(f"model must be a non-empty string, got {self.model!r}")
 
+    def _mode(self) -> dict[str, Any]:
+        """The arguments that say how this judge is asked (shown in the spec and the repr)."""
+        return {"input_kind": self.input_kind, "output_format": self.output_format}
+
     @property
     def spec(self) -> ClassifierSpec:
         policy = self._policy
         return ClassifierSpec(
             name=self.registry_name,
-            version=PROMPT_VERSION,
+            version=self.prompt_version,
             args={
                 "base_url": self.public_url,
                 "model": self.model,
                 "audience": self._audience.value,
-                "input_kind": self.input_kind,
-                "output_format": self.output_format,
+                **self._mode(),
                 "max_tokens": self.max_tokens,
                 "policy": f"{policy.name}@{policy.version}",
             },
         )
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(base_url={self.public_url!r}, model={self.model!r}, "
-            f"input_kind={self.input_kind!r}, output_format={self.output_format!r})"
-        )
+        mode = ", ".join(f"{k}={v!r}" for k, v in self._mode().items())
+        return f"{type(self).__name__}(base_url={self.public_url!r}, model={self.model!r}, {mode})"
 
     # -- the prompt --------------------------------------------------------------------------
 

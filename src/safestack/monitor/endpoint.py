@@ -78,6 +78,7 @@ class PolicyMonitor(LLMClassifier):
     """
 
     registry_name: ClassVar[str] = "policy-monitor"
+    prompt_version: ClassVar[str] = MONITOR_PROMPT_VERSION
 
     def __init__(
         self,
@@ -120,27 +121,8 @@ class PolicyMonitor(LLMClassifier):
                 f"structured_output must be true or false, got {self.structured_output!r}"
             )
 
-    @property
-    def spec(self) -> ClassifierSpec:
-        policy = self._policy
-        return ClassifierSpec(
-            name=self.registry_name,
-            version=MONITOR_PROMPT_VERSION,
-            args={
-                "base_url": self.public_url,
-                "model": self.model,
-                "audience": self._audience.value,
-                "max_tokens": self.max_tokens,
-                "structured_output": self.structured_output,
-                "policy": f"{policy.name}@{policy.version}",
-            },
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(base_url={self.public_url!r}, model={self.model!r}, "
-            f"audience={str(self.audience)!r}, structured_output={self.structured_output!r})"
-        )
+    def _mode(self) -> dict[str, Any]:
+        return {"structured_output": self.structured_output}
 
     # -- the prompt --------------------------------------------------------------------------
 
