@@ -41,7 +41,7 @@ import functools
 import json
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -250,36 +250,62 @@ def _xstest(root: Path, *, source: SampleSource = "manual_redteam") -> list[Samp
     return out
 
 
+_JBB_ARTIFACTS = ("jailbreakbench", "jbb_attack_artifacts.jsonl.gz")
+
+
+def _jbb_artifacts(root: Path) -> Iterator[dict[str, Any]]:
+    """Attack artifacts that produced a prompt (JBB records the others with a null prompt)."""
+    for row in _jsonl_rows(root.joinpath(*_JBB_ARTIFACTS)):
+        prompt = row.get("prompt")
+        if isinstance(prompt, str) and prompt.strip():
+            yield row
+
+
+def _jbb_artifact_sample(
+    root: Path, row: dict[str, Any], *, id: str, source: SampleSource, replay: bool
+) -> Sample:
+    """One attack prompt, with the target's real reply and JBB's own verdict in metadata."""
+    response = row.get("response")
+    metadata: dict[str, Any] = {
+        "method": str(row["method"]),
+        "target_model": row.get("target_model"),
+        "jailbroken": row.get("jailbroken"),  # JBB's Llama-3-70B judge, not human
+    }
+    if replay:
+        metadata["replay"] = True
+    else:
+        metadata["goal"] = row.get("goal")
+    return _sample(
+        id=id,
+        messages=_user(str(row["prompt"])),
+        category=_JBB.get(str(row["category"])),
+        expected="should_refuse",
+        dataset="jailbreakbench",
+        licence=SOURCES["jbb_attacks"].licence,
+        root=root,
+        training_source="jbb_attacks",
+        response=response if isinstance(response, str) else None,
+        source=source,
+        metadata=metadata,
+    )
+
+
 def _jbb_jailbreakchat(root: Path) -> list[Sample]:
-    out = []
-    path = root / "jailbreakbench" / "jbb_attack_artifacts.jsonl.gz"
-    for row in _jsonl_rows(path):
-        if row.get("method") != _JBB_METHOD or row.get("target_model") != _JBB_TARGET:
-            continue
-        prompt, response = row.get("prompt"), row.get("response")
-        if not isinstance(prompt, str) or not prompt.strip():
-            continue
-        out.append(
-            _sample(
-                id=f"jailbreakbench:jailbreakchat-{row['index']}",
-                messages=_user(prompt),
-                category=_JBB.get(str(row["category"])),
-                expected="should_refuse",
-                dataset="jailbreakbench",
-                licence=SOURCES["jbb_attacks"].licence,
-                root=root,
-                training_source="jbb_attacks",
-                response=response if isinstance(response, str) else None,
-                metadata={
-                    "method": _JBB_METHOD,
-                    "target_model": _JBB_TARGET,
-                    "goal": row.get("goal"),
-                    "jailbroken": row.get("jailbroken"),  # JBB's Llama-3-70B judge, not human
-                },
-            )
+    out = [
+        _jbb_artifact_sample(
+            root,
+            row,
+            id=f"jailbreakbench:jailbreakchat-{row['index']}",
+            source="manual_redteam",
+            replay=False,
         )
+        for row in _jbb_artifacts(root)
+        if row.get("method") == _JBB_METHOD and row.get("target_model") == _JBB_TARGET
+    ]
     if not out:
-        raise DataError(f"{path}: no {_JBB_METHOD} prompts for {_JBB_TARGET}")
+        raise DataError(
+            f"{root.joinpath(*_JBB_ARTIFACTS)}: no {_JBB_METHOD} prompts for {_JBB_TARGET}"
+        )
     return out
 
 
@@ -446,35 +472,21 @@ def _jailbreak(root: Path, seed: int) -> list[Sample]:
     model, so prompt and output blocking are measured on the attacks and answers that happened.
     """
     del seed  # every artifact is used, in file order
-    path = root / "jailbreakbench" / "jbb_attack_artifacts.jsonl.gz"
-    out = []
-    for row in _jsonl_rows(path):
-        prompt, response = row.get("prompt"), row.get("response")
-        if not (isinstance(prompt, str) and prompt.strip() and isinstance(response, str)):
-            continue  # the attack produced no prompt (JBB records those as null)
-        method = str(row["method"])
-        out.append(
-            _sample(
-                id=f"jailbreakbench:{method}:{row['target_model']}:{row['index']}",
-                messages=_user(prompt),
-                category=_JBB.get(str(row["category"])),
-                expected="should_refuse",
-                dataset="jailbreakbench",
-                licence=SOURCES["jbb_attacks"].licence,
-                root=root,
-                training_source="jbb_attacks",
-                response=response,
-                source="manual_redteam" if method == "JailbreakChat" else "automated_redteam",
-                metadata={
-                    "replay": True,
-                    "method": method,
-                    "target_model": row.get("target_model"),
-                    "jailbroken": row.get("jailbroken"),  # JBB's Llama-3-70B judge, not human
-                },
-            )
+    out = [
+        _jbb_artifact_sample(
+            root,
+            row,
+            id=f"jailbreakbench:{row['method']}:{row['target_model']}:{row['index']}",
+            source="manual_redteam" if row["method"] == "JailbreakChat" else "automated_redteam",
+            replay=True,
         )
+        for row in _jbb_artifacts(root)
+        if isinstance(row.get("response"), str)
+    ]
     if not out:
-        raise DataError(f"{path}: no attack artifacts with a prompt and a response")
+        raise DataError(
+            f"{root.joinpath(*_JBB_ARTIFACTS)}: no attack artifacts with a prompt and a response"
+        )
     return out
 
 
