@@ -189,6 +189,7 @@ class RecordedModel:
     ) -> None:
         self.setup = setup
         self.datasets_dir = datasets_dir
+        self.tables_: list[tuple[str, _Table]] | None = None
 
     def __repr__(self) -> str:
         where = "" if self.datasets_dir is None else f", datasets_dir={str(self.datasets_dir)!r}"
@@ -213,9 +214,12 @@ class RecordedModel:
         return tuple(names)
 
     def _tables(self) -> list[tuple[str, _Table]]:
-        setups = self.setups
-        root = find_datasets_dir(self.datasets_dir)
-        return [(setup, _table(root, setup)) for setup in setups]
+        """The recordings of each setup, located and read on first use, then kept: every
+        request (and every spec the stack logs) would otherwise search the disk again."""
+        if self.tables_ is None:
+            root = find_datasets_dir(self.datasets_dir)
+            self.tables_ = [(setup, _table(root, setup)) for setup in self.setups]
+        return self.tables_
 
     @property
     def spec(self) -> ModelSpec:
