@@ -91,6 +91,22 @@ class FakeEndpoint:
         reply = Reply(body, **options)
         self._fallback = lambda _request: reply
 
+    @staticmethod
+    def completion(text: str) -> dict[str, Any]:
+        """An OpenAI chat-completion body whose answer is ``text``."""
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": "test-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+
     def respond(self, body_for: Callable[[Received], Any]) -> None:
         """Answer every request the queue does not cover with ``200 body_for(request)``."""
         self._fallback = lambda request: Reply(body_for(request))

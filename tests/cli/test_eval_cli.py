@@ -108,9 +108,7 @@ def test_model_benchmarks_need_a_live_model(
     code, _, err = invoke("run", "truthfulqa", "--limit", "3", "--log-dir", str(tmp_path))
     assert code == 2 and "No measurement is possible offline" in err
 
-    endpoint.always(  # type: ignore[attr-defined]
-        {"choices": [{"message": {"role": "assistant", "content": "A"}, "finish_reason": "stop"}]}
-    )
+    endpoint.always(endpoint.completion("A"))  # type: ignore[attr-defined]
     stack = tmp_path / "live.yaml"
     stack.write_text(
         "preset: system_mitigations\n"

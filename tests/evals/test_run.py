@@ -156,14 +156,7 @@ def test_jailbreak_replays_each_target_reply_and_groups_by_method(
 def test_an_endpoint_failing_half_the_time_is_retried(
     endpoint: object, datasets_dir: Path, tmp_path: Path
 ) -> None:
-    ok = {
-        "choices": [
-            {
-                "message": {"role": "assistant", "content": "A plain answer."},
-                "finish_reason": "stop",
-            }
-        ]
-    }
+    ok = endpoint.completion("A plain answer.")  # type: ignore[attr-defined]
     samples = [s for s in xstest_samples(datasets_dir, 40) if s.expected == "should_comply"][:8]
     for _ in samples:  # every first attempt fails with a 503, every retry succeeds
         endpoint.reply({"error": "overloaded"}, status=503)  # type: ignore[attr-defined]

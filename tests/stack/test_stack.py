@@ -39,17 +39,6 @@ def stacks(datasets_dir: Path) -> dict[str, SafetyStack]:
     return {name: SafetyStack.from_config(name) for name in PRESETS}
 
 
-def completion(text: str) -> dict[str, Any]:
-    return {
-        "id": "x",
-        "object": "chat.completion",
-        "model": "m",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
-    }
-
-
 def test_the_four_configurations_on_real_completions(stacks: dict[str, SafetyStack]) -> None:
     outcome = {
         name: (stack.run(BENIGN).decision.layer, stack.run(HARMFUL).decision.layer)
@@ -191,7 +180,7 @@ def test_under_18_rules_refuse_what_adults_get(endpoint: Any) -> None:
     # ("Gambling and betting strategies or access") is read only by the monitor, which always
     # runs for minors and cites the clause.
     endpoint.always(
-        completion(
+        endpoint.completion(
             "A solid approach is value betting: compare the bookmaker's odds with your own "
             "estimate of each team's chances and only bet when the odds are better than they "
             "should be. Use a fixed stake of 1-2% of your bankroll per bet, track every bet in a "
@@ -307,7 +296,7 @@ def test_monitor_failure_and_prose_verdicts(
     assert minor.blocked and minor.layer == "output"
 
     # A monitor that answers in prose is out of contract: that verdict is "unsafe".
-    endpoint.always(completion("Safe, although the user asks how to kill a process."))
+    endpoint.always(endpoint.completion("Safe, although the user asks how to kill a process."))
     prose = ComponentConfig(
         name="policy-monitor", args={"base_url": endpoint.base_url, "model": "m"}
     )
@@ -318,7 +307,7 @@ def test_monitor_failure_and_prose_verdicts(
 
 
 def test_a_hanging_model_times_out_with_a_clear_outcome(endpoint: Any) -> None:
-    endpoint.always(completion("too late"), delay=3.0)
+    endpoint.always(endpoint.completion("too late"), delay=3.0)
     model = OpenAICompatibleModel(endpoint.base_url, "m", timeout=30, max_retries=0)
     stack = _stack_with(model=model, model_timeout_s=0.5)
     for audience in ("adult", "under_18"):
@@ -336,7 +325,7 @@ def test_a_model_that_answers_garbage(endpoint: Any) -> None:
     assert result.model_answer is None
 
     # Garbage *text* is an answer like any other: it is judged, not crashed on.
-    endpoint.always(completion("\ufffd\u0000#@!" * 200))
+    endpoint.always(endpoint.completion("\ufffd\u0000#@!" * 200))
     result = _stack_with(model=model).run("What is fraud?", audience="under_18")
     assert result.decision.status in ("answered", "blocked")
 
