@@ -27,10 +27,11 @@ from safestack.stack._config import (
 from safestack.stack._decision import Decision, LayerTrace, StackResult
 from safestack.stack._layers import InputLayer, ModelRefusalCheck, OutputLayer
 from safestack.stack._refusal import refusal_message
-from safestack.stack._stack import SafetyStack
+from safestack.stack._stack import STREAM_WINDOW_CHARS, SafetyStack, StreamPiece
 
 __all__ = [
     "PRESETS",
+    "STREAM_WINDOW_CHARS",
     "ComponentConfig",
     "Decision",
     "InputLayer",
@@ -44,6 +45,7 @@ __all__ = [
     "SafetyStack",
     "StackConfig",
     "StackResult",
+    "StreamPiece",
     "load_stack_config",
     "refusal_message",
     "stack_config_from_yaml",

@@ -347,10 +347,17 @@ class OutputLayer:
 
     def judge(self, conversation: Conversation, answer: str, audience: Audience) -> LayerOutcome:
         prompt = conversation.last_user_text
+        classifier = self.classifier.get(audience)
+        # A text-only judge (a moderation endpoint) reads the answer alone; others the exchange.
+        items: list[ClassifierInput] = (
+            list(answer_pieces(answer))
+            if getattr(classifier, "input_kind", "exchange") == "text"
+            else [Exchange(prompt, piece) for piece in answer_pieces(answer)]
+        )
         out_trace, blocked = _judged(
             "output",
-            self.classifier.get(audience),
-            [Exchange(prompt, piece) for piece in answer_pieces(answer)],
+            classifier,
+            items,
             timeout_s=self.timeout_s,
             on_error=self.on_error,
             audience=audience,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safestack.errors import InputError, ModelError, NoRecordingError
+from safestack.classify._embedding import WINDOW_CHARS
+from safestack.errors import InputError, ModelError, ModelTimeoutError, NoRecordingError
 from safestack.models import ChatMessage, ModelAdapter, ModelReply, create_model
 from safestack.policy import Audience, Policy, default_policy, load_policy
 from safestack.stack._config import PRESETS, StackConfig, load_stack_config
@@ -23,9 +26,34 @@ from safestack.stack._layers import (
 )
 from safestack.stack._refusal import refusal_message, unavailable_message
 
-__all__ = ["SafetyStack"]
+__all__ = ["STREAM_WINDOW_CHARS", "SafetyStack", "StreamPiece"]
 
 Request = str | Sequence[ChatMessage | Mapping[str, Any]]
+
+#: Streamed text is released in pieces of at least this many characters, each only after the
+#: output layer has judged it (see :meth:`SafetyStack.stream`).
+STREAM_WINDOW_CHARS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPiece:
+    """A piece of a streamed answer that the stack let through.
+
+    The last piece of a stream carries the :class:`Decision`; when the stack blocked, its text is
+    the refusal (after whatever had already passed the checks) and ``decision.blocked`` is true.
+    """
+
+    text: str
+    decision: Decision | None = None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """OpenAI's name for how the stream ended (``content_filter`` when a layer blocked)."""
+        if self.decision is None:
+            return None
+        if self.decision.layer in ("input", "output"):
+            return "content_filter"
+        return "stop"
 
 
 def _audience(value: Audience | str) -> Audience:
@@ -128,6 +156,25 @@ class SafetyStack:
             name=config.name,
         )
 
+    def with_model(self, model: ModelAdapter, *, name: str | None = None) -> SafetyStack:
+        """The same layers (and loaded components) around another model.
+
+        A gateway serving several upstream models keeps one set of classifiers in memory.
+        """
+        other = SafetyStack(
+            model=model,
+            policy=self.policy,
+            input_layer=self.input_layer,
+            output_layer=self.output_layer,
+            model_refusals=self.model_refusals,
+            model_timeout_s=self.model_timeout_s,
+            max_chars=self.max_chars,
+            name=name or self.name,
+        )
+        other._warm = self._warm
+        other._warm_lock = self._warm_lock
+        return other
+
     def warm_up(self, audience: Audience | str = Audience.ADULT) -> None:
         """Load every component for ``audience`` (weights, sessions) before the first request."""
         who = _audience(audience)
@@ -193,6 +240,107 @@ class SafetyStack:
             return StackResult(answer=answer, decision=decision, model_answer=answer)
         decision = self._decision("answered", None, trace, who, started)
         return StackResult(answer=answer, decision=decision, model_answer=answer)
+
+    def stream(
+        self,
+        request: Request,
+        *,
+        audience: Audience | str = Audience.ADULT,
+        window_chars: int = STREAM_WINDOW_CHARS,
+    ) -> Iterator[StreamPiece]:
+        """Handle one request while the model streams: text is released only once judged.
+
+        The model's deltas are buffered; whenever ``window_chars`` new characters have arrived,
+        the output layer judges the text about to be released — the answer so far while it fits
+        one classifier window (1,000 characters, the judge reads openings best), then the full
+        window that ends at the release point — and only then is it sent. So no span reaches the
+        caller before the output layer has seen it. When the model is done, the whole answer gets
+        exactly the checks :meth:`run` applies (refusal detection, output layer on every window),
+        and the last piece carries the :class:`Decision`. A block ends the stream with the
+        refusal; text released before it had passed its window's check.
+
+        Raises :class:`~safestack.errors.InputError` like :meth:`run`, before anything is sent.
+        """
+        if window_chars < 1:
+            raise InputError(f"window_chars must be at least 1, got {window_chars}")
+        who = _audience(audience)
+        conversation = conversation_from(request, max_chars=self.max_chars)
+        self.warm_up(who)
+        started = time.perf_counter()
+        trace: list[LayerTrace] = []
+
+        if self.input_layer is None:
+            trace.append(LayerTrace(layer="input", ran=False, skipped="disabled"))
+        else:
+            outcome = self.input_layer.judge(conversation, who)
+            trace += outcome.traces
+            if outcome.blocked:
+                result = self._blocked("input", outcome, trace, who, started, model_answer=None)
+                yield StreamPiece(result.answer, result.decision)
+                return
+
+        answer, released = "", 0
+        model_start = time.perf_counter()
+        try:
+            spec: dict[str, Any] | None = self.model.spec.model_dump()
+        except Exception:
+            spec = None
+        deltas = _BoundedStream(
+            lambda: self.model.stream(conversation.messages), self.model_timeout_s
+        )
+        try:
+            for delta in deltas:
+                answer += delta
+                if self.output_layer is None or len(answer) - released < window_chars:
+                    if self.output_layer is None and delta:
+                        released = len(answer)
+                        yield StreamPiece(delta)
+                    continue
+                cut = len(answer)
+                judged = answer[:cut] if cut <= WINDOW_CHARS else answer[cut - WINDOW_CHARS : cut]
+                outcome = self.output_layer.judge(conversation, judged, who)
+                if outcome.blocked:
+                    trace.append(_model_trace(model_start, spec, label="stopped by the stack"))
+                    trace += outcome.traces
+                    result = self._blocked(
+                        "output", outcome, trace, who, started, model_answer=answer
+                    )
+                    yield StreamPiece(_after(answer[:released], result.answer), result.decision)
+                    return
+                trace += outcome.traces
+                yield StreamPiece(answer[released:cut])
+                released = cut
+        except Exception as exc:  # the model failed mid-stream: a decision, never a crash
+            error = f"{type(exc).__name__}: {exc}"
+            trace.append(_model_trace(model_start, spec, error=error))
+            status: Status = "unanswered" if isinstance(exc, NoRecordingError) else "error"
+            decision = self._decision(status, None, trace, who, started, error=error)
+            yield StreamPiece(_after(answer[:released], unavailable_message(error)), decision)
+            return
+        finally:
+            deltas.close()
+        trace.append(_model_trace(model_start, spec, label="stop"))
+
+        refused: LayerTrace | None = None
+        if self.model_refusals is None:
+            trace.append(LayerTrace(layer="model_refusal", ran=False, skipped="not counted"))
+        else:
+            refused = self.model_refusals.judge(conversation.last_user_text, answer, who)
+            trace.append(refused)
+        if self.output_layer is None:
+            trace.append(LayerTrace(layer="output", ran=False, skipped="disabled"))
+        else:
+            outcome = self.output_layer.judge(conversation, answer, who)
+            trace += outcome.traces
+            if outcome.blocked:
+                result = self._blocked("output", outcome, trace, who, started, model_answer=answer)
+                yield StreamPiece(_after(answer[:released], result.answer), result.decision)
+                return
+        if refused is not None and refused.flagged:
+            decision = self._decision("blocked", "model", trace, who, started)
+        else:
+            decision = self._decision("answered", None, trace, who, started)
+        yield StreamPiece(answer[released:], decision)
 
     def _call_model(self, conversation: Conversation) -> tuple[ModelReply | None, LayerTrace]:
         start = time.perf_counter()
@@ -266,7 +414,10 @@ class SafetyStack:
         rationale: str | None = None,
         error: str | None = None,
     ) -> Decision:
-        timings: dict[str, float] = {t.layer: round(t.ms, 3) for t in trace if t.ran}
+        timings: dict[str, float] = {}
+        for t in trace:  # a streamed answer is judged window by window: the layer's total
+            if t.ran:
+                timings[t.layer] = round(timings.get(t.layer, 0.0) + t.ms, 3)
         added = sum(ms for name, ms in timings.items() if name != "model")
         timings["added"] = round(added, 3)
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
@@ -289,3 +440,75 @@ class SafetyStack:
                 "timings_ms": timings,
             }
         )
+
+
+def _after(released: str, refusal: str) -> str:
+    """The refusal that ends a stream, set apart from text already sent."""
+    return f"\n\n{refusal}" if released else refusal
+
+
+def _model_trace(
+    start: float, spec: dict[str, Any] | None, *, label: str | None = None, error: str | None = None
+) -> LayerTrace:
+    ms = (time.perf_counter() - start) * 1000
+    return LayerTrace(layer="model", ran=True, label=label, error=error, ms=ms, component=spec)
+
+
+class _BoundedStream:
+    """A model's stream pulled by a worker thread, so a silent model cannot hold the caller.
+
+    The whole stream shares one budget of ``timeout_s`` seconds, like :meth:`SafetyStack.run`'s
+    model call; overrunning raises :class:`ModelTimeoutError`. ``close`` stops the worker at
+    its next delta (it cannot interrupt a blocked read; the adapter's own timeouts end that).
+    """
+
+    _DONE = object()
+
+    def __init__(self, open_stream: Callable[[], Iterable[str]], timeout_s: float) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + timeout_s
+        self._timeout_s = timeout_s
+        self._worker = threading.Thread(
+            target=self._pull, args=(open_stream,), name="safestack-stream", daemon=True
+        )
+        self._worker.start()
+
+    def _pull(self, open_stream: Callable[[], Iterable[str]]) -> None:
+        try:
+            for delta in open_stream():
+                if self._stop.is_set():
+                    return
+                self._put(("delta", delta))
+            self._put(("done", None))
+        except BaseException as exc:
+            self._put(("error", exc))
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        remaining = self._deadline - time.monotonic()
+        try:
+            kind, value = self._queue.get(timeout=max(remaining, 0.0))
+        except queue.Empty:
+            self.close()
+            raise ModelTimeoutError(
+                f"the model did not finish streaming within {self._timeout_s:g} s"
+            ) from None
+        if kind == "done":
+            raise StopIteration
+        if kind == "error":
+            raise value
+        return str(value)
+
+    def close(self) -> None:
+        self._stop.set()
