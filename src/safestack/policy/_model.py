@@ -23,6 +23,7 @@ __all__ = [
     "ClauseKind",
     "Examples",
     "Policy",
+    "Severity",
     "Under18Rule",
 ]
 
@@ -95,6 +96,7 @@ class Examples(BaseModel):
 
 
 ClauseKind = Literal["disallowed", "allowed", "under_18"]
+Severity = Literal["low", "medium", "high", "critical"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,11 @@ class Category(BaseModel):
     examples: Examples = Field(default_factory=Examples)
     threshold: float = Field(ge=0.0, le=1.0)
     under_18: Under18Rule
+    severity: Severity = Field(
+        default="medium",
+        description="How grave one violation is. The gateway counts blocked requests in 'high' "
+        "and 'critical' categories as strikes towards an automatic suspension.",
+    )
     mlcommons: list[str] = Field(default_factory=list)
     openai: list[str] = Field(default_factory=list)
 
