@@ -188,7 +188,13 @@ class SafetyStack:
 
     # -- one request -------------------------------------------------------------------------
 
-    def run(self, request: Request, *, audience: Audience | str = Audience.ADULT) -> StackResult:
+    def run(
+        self,
+        request: Request,
+        *,
+        audience: Audience | str = Audience.ADULT,
+        max_tokens: int | None = None,
+    ) -> StackResult:
         """Handle one request: a prompt, or chat messages (``{"role", "content"}`` or models).
 
         Raises :class:`~safestack.errors.InputError` for a request that cannot be judged
@@ -209,7 +215,7 @@ class SafetyStack:
             if outcome.blocked:
                 return self._blocked("input", outcome, trace, who, started, model_answer=None)
 
-        reply, model_trace = self._call_model(conversation)
+        reply, model_trace = self._call_model(conversation, max_tokens)
         trace.append(model_trace)
         if reply is None:
             error = model_trace.error or "the model failed"
@@ -247,6 +253,7 @@ class SafetyStack:
         *,
         audience: Audience | str = Audience.ADULT,
         window_chars: int = STREAM_WINDOW_CHARS,
+        max_tokens: int | None = None,
     ) -> Iterator[StreamPiece]:
         """Handle one request while the model streams: text is released only once judged.
 
@@ -286,7 +293,8 @@ class SafetyStack:
         except Exception:
             spec = None
         deltas = _BoundedStream(
-            lambda: self.model.stream(conversation.messages), self.model_timeout_s
+            lambda: self.model.stream(conversation.messages, max_tokens=max_tokens),
+            self.model_timeout_s,
         )
         try:
             for delta in deltas:
@@ -342,7 +350,9 @@ class SafetyStack:
             decision = self._decision("answered", None, trace, who, started)
         yield StreamPiece(answer[released:], decision)
 
-    def _call_model(self, conversation: Conversation) -> tuple[ModelReply | None, LayerTrace]:
+    def _call_model(
+        self, conversation: Conversation, max_tokens: int | None
+    ) -> tuple[ModelReply | None, LayerTrace]:
         start = time.perf_counter()
         try:
             spec: dict[str, Any] | None = self.model.spec.model_dump()
@@ -350,7 +360,7 @@ class SafetyStack:
             spec = None
         try:
             reply = run_bounded(
-                lambda: self.model.generate(conversation.messages),
+                lambda: self.model.generate(conversation.messages, max_tokens=max_tokens),
                 self.model_timeout_s,
                 "the model",
             )
