@@ -15,9 +15,13 @@ The tree::
     ├── ClassifierError        a classifier could not produce a verdict
     │   ├── ArtifactError      a trained artefact is missing, corrupted, or fails its hash check
     │   └── RemoteError        a remote endpoint failed, timed out, or answered out of contract
-    └── ModelError             the wrapped model gave no usable answer
-        ├── ModelTimeoutError  the model did not answer within its time budget
-        └── NoRecordingError   the recorded-responses model has no completion for this prompt
+    ├── ModelError             the wrapped model gave no usable answer
+    │   ├── ModelTimeoutError  the model did not answer within its time budget
+    │   └── NoRecordingError   the recorded-responses model has no completion for this prompt
+    └── StoreError             the store (the database behind accounts, keys, audit) failed
+        ├── StoreUnavailableError  the database is unreachable, the connection dropped, or it
+        │                          stayed locked past the busy timeout (try again later: 503)
+        └── RecordNotFoundError    an id given to the store does not exist (404)
 
 Messages name the offending value and, where there is a finite set, the allowed ones.
 """
@@ -36,8 +40,11 @@ __all__ = [
     "ModelTimeoutError",
     "NoRecordingError",
     "PolicyError",
+    "RecordNotFoundError",
     "RemoteError",
     "SafestackError",
+    "StoreError",
+    "StoreUnavailableError",
     "UnknownComponentError",
 ]
 
@@ -120,3 +127,25 @@ class NoRecordingError(ModelError):
     def __init__(self, message: str, *, prompt: str | None = None) -> None:
         self.prompt = prompt
         super().__init__(message)
+
+
+class StoreError(SafestackError):
+    """The store failed.
+
+    Raised as itself for a database error that is neither an outage nor a missing record (for
+    example a database whose schema is not migrated, or a value the database refused). The
+    transaction that raised it was rolled back completely. Messages name the database by its
+    URL with the password replaced by ``***``; they never carry a password or an API key.
+    """
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be used right now: unreachable, connection lost, or locked.
+
+    A transient condition from the caller's point of view (the gateway answers 503 and a client
+    retries); nothing was written.
+    """
+
+
+class RecordNotFoundError(StoreError):
+    """An id handed to the store (account, key, opt-out, hash bank) does not exist."""
