@@ -1,0 +1,34 @@
+"""Persistence for the gateway: accounts, API keys, bans, strikes, decisions, audit log.
+
+SQLite by default (a file in the user's data directory, no set-up); PostgreSQL by URL when several
+gateway replicas share one database. The schema is managed by Alembic migrations shipped inside
+the package (:meth:`Store.migrate`). See :class:`Store`.
+"""
+
+from safestack.store._engine import default_database_url
+from safestack.store._records import (
+    Account,
+    ApiKeyInfo,
+    AuditEntry,
+    DecisionRecord,
+    HashBank,
+    NewDecision,
+    OptOut,
+    Report,
+    StrikePolicy,
+)
+from safestack.store._store import Store
+
+__all__ = [
+    "Account",
+    "ApiKeyInfo",
+    "AuditEntry",
+    "DecisionRecord",
+    "HashBank",
+    "NewDecision",
+    "OptOut",
+    "Report",
+    "Store",
+    "StrikePolicy",
+    "default_database_url",
+]

@@ -1,0 +1,191 @@
+"""What the store hands out: frozen records that cross into JSON responses as they are.
+
+Records are plain data, detached from the database session that read them, so a caller can keep
+one after the transaction has ended and serialise it with ``model_dump(mode="json")``. None of
+them carries a secret: an :class:`ApiKeyInfo` has the key's display prefix, never its hash.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from safestack.errors import InputError
+from safestack.policy import Audience
+
+__all__ = [
+    "Account",
+    "AccountStatus",
+    "ApiKeyInfo",
+    "AuditEntry",
+    "DecisionRecord",
+    "HashBank",
+    "NewDecision",
+    "OptOut",
+    "OptOutKind",
+    "Report",
+    "StrikePolicy",
+    "parse_audience",
+]
+
+AccountStatus = Literal["active", "banned"]
+OptOutKind = Literal["public_figure", "artist"]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Account(BaseModel):
+    """Someone the gateway serves: an audience, and whether they are banned and why."""
+
+    model_config = _FROZEN
+
+    id: str
+    name: str | None
+    audience: Audience
+    status: AccountStatus
+    ban_code: str | None
+    ban_reason: str | None
+    banned_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyInfo(BaseModel):
+    """An API key as an administrator sees it: the display prefix, never the key or its hash."""
+
+    model_config = _FROZEN
+
+    id: str
+    account_id: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewDecision(BaseModel):
+    """One request's safety decision, as the gateway reports it for the decision log."""
+
+    model_config = _FROZEN
+
+    request_id: str
+    account_id: str | None
+    endpoint: str
+    model: str | None
+    status: str
+    blocked: bool
+    layer: str | None
+    categories: list[str]
+    severity: str | None
+    clause: str | None
+    audience: str
+    latency_ms: float | None
+
+
+class DecisionRecord(NewDecision):
+    """A logged decision: what was reported, with its row id and when it was written."""
+
+    id: int
+    created_at: datetime
+
+
+class AuditEntry(BaseModel):
+    """One administrative action: who did what to which target, when, and the particulars."""
+
+    model_config = _FROZEN
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+
+
+class Report(BaseModel):
+    """A report to be reviewed (for example a known-bad image match reported to a hotline)."""
+
+    model_config = _FROZEN
+
+    id: str
+    kind: str
+    account_id: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class OptOut(BaseModel):
+    """A public figure or living artist who asked not to be depicted or imitated."""
+
+    model_config = _FROZEN
+
+    id: str
+    name: str
+    kind: OptOutKind
+    note: str | None
+    created_at: datetime
+
+
+class HashBank(BaseModel):
+    """A named bank of known-bad media hashes; matching uses only the enabled banks."""
+
+    model_config = _FROZEN
+
+    id: str
+    name: str
+    description: str | None
+    enabled: bool
+    created_at: datetime
+
+
+class StrikePolicy(BaseModel):
+    """When repeated blocked requests ban an account automatically.
+
+    ``threshold`` blocked requests whose severity is in ``severities`` within ``window_s`` seconds
+    ban the account (see :meth:`safestack.store.Store.apply_strikes`). The defaults ban after three
+    high or critical blocks within a day: one blocked request is usually a mistake or a probe, a
+    run of severe ones is a pattern.
+    """
+
+    model_config = _FROZEN
+
+    threshold: int = Field(default=3, ge=1)
+    window_s: float = Field(default=86_400.0, gt=0)
+    severities: frozenset[str] = frozenset({"high", "critical"})
+    enabled: bool = True
+
+
+_ALLOWED_AUDIENCES = ", ".join(audience.value for audience in Audience)
+# "under_13", "under-12", "u13", "<13", "age_12", "12": an age bound the caller meant as a child.
+_AGE_LIKE = re.compile(r"(?P<bound>under|u|<|lt|below)?[\s_-]*(?:age[\s_-]*)?(?P<age>\d{1,3})")
+_CHILD_WORDS = frozenset({"child", "children", "kid", "kids"})
+
+
+def parse_audience(value: Audience | str) -> Audience:
+    """The :class:`Audience` for ``value``, or an :class:`InputError` that says why not.
+
+    A child audience gets its own message rather than "unknown audience": safestack does not
+    serve users under 13 at all (there is no policy tier for them), and an operator who typed
+    ``under_13`` should learn that, not merely that the value is misspelt.
+    """
+    if isinstance(value, Audience):
+        return value
+    text = str(value).strip().lower()
+    try:
+        return Audience(text)
+    except ValueError:
+        pass
+    match = _AGE_LIKE.fullmatch(text)
+    if match is not None:
+        age = int(match["age"])
+        # "under_13" means younger than 13; a bare "12" is an age.
+        under_13 = age <= 13 if match["bound"] is not None else age < 13
+    else:
+        under_13 = text in _CHILD_WORDS
+    if under_13:
+        raise InputError(
+            f"audience {value!r} is refused: users under 13 are not served at all; "
+            f"allowed audiences: {_ALLOWED_AUDIENCES}"
+        )
+    raise InputError(f"unknown audience {value!r}; allowed: {_ALLOWED_AUDIENCES}")

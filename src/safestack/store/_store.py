@@ -1,0 +1,849 @@
+"""The store: accounts, API keys, bans, strikes, decisions, reports, opt-outs, hash banks, audit.
+
+Several stateless gateway replicas may share one PostgreSQL database, so the store keeps no state
+of its own beyond a connection pool: every method is one short transaction, nothing about an
+account is cached in the process (a ban on one replica holds on every replica at the next
+request), and read-modify-write methods lock the row they change (``SELECT … FOR UPDATE`` on
+PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite, which locks the whole file).
+
+Every administrative change writes its audit entry in the same transaction as the change: either
+both are stored or neither is. Audit details never hold a secret: no API key, no key hash, and a
+string that looks like an API key is masked before it is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, cast, get_args
+
+from alembic.util import CommandError
+from sqlalchemy import URL, ColumnElement, Engine, exc, func, select, text
+from sqlalchemy.orm import Session
+
+from safestack.errors import (
+    ConfigError,
+    InputError,
+    RecordNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from safestack.policy import Audience
+from safestack.store import _migrate
+from safestack.store._engine import (
+    WRITE_OPTION,
+    create_store_engine,
+    default_database_url,
+    normalize_url,
+    redact,
+    translate_error,
+)
+from safestack.store._records import (
+    Account,
+    AccountStatus,
+    ApiKeyInfo,
+    AuditEntry,
+    DecisionRecord,
+    HashBank,
+    NewDecision,
+    OptOut,
+    OptOutKind,
+    Report,
+    StrikePolicy,
+    parse_audience,
+)
+from safestack.store._tables import (
+    AccountRow,
+    ApiKeyRow,
+    AuditRow,
+    DecisionRow,
+    HashBankRow,
+    OptOutRow,
+    ReportRow,
+)
+
+__all__ = ["KEY_PREFIX", "Store"]
+
+#: Every API key starts with this, so that secret scanners and people recognise a leaked one.
+KEY_PREFIX = "sk-ss-"
+_KEY_DISPLAY_CHARS = 4  # of the random part, shown in listings: "sk-ss-AbCd"
+# An API key inside free text (an audit note, a report): masked before it is stored.
+_KEY_IN_TEXT = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{8,}")
+_MAX_KEY_LENGTH = 256
+_MAX_LIMIT = 1000
+_EVIDENCE_LIMIT = 100  # decisions quoted in a strike ban's evidence; the count is always exact
+_STRIKE_LAYERS = ("input", "output")
+_SEVERITY_ORDER = ("low", "medium", "high", "critical")
+_OPT_OUT_KINDS: tuple[str, ...] = get_args(OptOutKind)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id(kind: str) -> str:
+    return f"{kind}_{uuid.uuid4().hex}"
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _required(value: str, what: str, *, max_length: int | None = None) -> str:
+    """``value`` stripped; an InputError if it is empty or longer than its column allows."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} must be a non-empty string, got {value!r}")
+    value = value.strip()
+    if max_length is not None and len(value) > max_length:
+        raise InputError(f"{what} {value[:40]!r}… is {len(value)} characters; at most {max_length}")
+    return value
+
+
+def _json_object(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """``value`` as it will read back from the database: JSON types only, API keys masked."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{what} must be a JSON object (a dict), got {type(value).__name__}")
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{what} must be JSON-serialisable: {error}") from error
+    # Key characters need no JSON escaping, so masking the encoded text is exact.
+    masked = _KEY_IN_TEXT.sub(KEY_PREFIX + "***", encoded)
+    return cast(dict[str, Any], json.loads(masked))
+
+
+def _limit(limit: int, offset: int = 0) -> tuple[int, int]:
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise InputError(f"limit must be between 1 and {_MAX_LIMIT}, got {limit!r}")
+    if offset < 0:
+        raise InputError(f"offset must be 0 or more, got {offset!r}")
+    return limit, offset
+
+
+def _duration(seconds: float) -> str:
+    """``86400`` → ``"24h"``, ``1800`` → ``"30min"``, ``90`` → ``"90s"``: for ban reasons."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}min"
+    return f"{seconds:g}s"
+
+
+def _severity_words(severities: frozenset[str]) -> str:
+    """``{"high", "critical"}`` → ``"high- or critical-severity"``, mildest first."""
+    ordered = sorted(
+        severities,
+        key=lambda s: (
+            _SEVERITY_ORDER.index(s) if s in _SEVERITY_ORDER else len(_SEVERITY_ORDER),
+            s,
+        ),
+    )
+    words = [f"{severity}-" for severity in ordered] or ["no-"]
+    words[-1] += "severity"
+    return " or ".join(words)
+
+
+def _account(row: AccountRow) -> Account:
+    return Account(
+        id=row.id,
+        name=row.name,
+        audience=Audience(row.audience),
+        status=cast(AccountStatus, row.status),
+        ban_code=row.ban_code,
+        ban_reason=row.ban_reason,
+        banned_at=row.banned_at,
+        created_at=row.created_at,
+    )
+
+
+def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=row.id,
+        account_id=row.account_id,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _decision(row: DecisionRow) -> DecisionRecord:
+    return DecisionRecord(
+        id=row.id,
+        created_at=row.created_at,
+        request_id=row.request_id,
+        account_id=row.account_id,
+        endpoint=row.endpoint,
+        model=row.model,
+        status=row.status,
+        blocked=row.blocked,
+        layer=row.layer,
+        categories=list(row.categories),
+        severity=row.severity,
+        clause=row.clause,
+        audience=row.audience,
+        latency_ms=row.latency_ms,
+    )
+
+
+def _audit_entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        details=dict(row.details),
+    )
+
+
+def _report(row: ReportRow) -> Report:
+    return Report(
+        id=row.id,
+        kind=row.kind,
+        account_id=row.account_id,
+        details=dict(row.details),
+        created_at=row.created_at,
+    )
+
+
+def _opt_out(row: OptOutRow) -> OptOut:
+    return OptOut(
+        id=row.id,
+        name=row.name,
+        kind=cast(OptOutKind, row.kind),
+        note=row.note,
+        created_at=row.created_at,
+    )
+
+
+def _hash_bank(row: HashBankRow) -> HashBank:
+    return HashBank(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        enabled=row.enabled,
+        created_at=row.created_at,
+    )
+
+
+class Store:
+    """Persistence for the gateway, on SQLite (the default) or PostgreSQL.
+
+    Constructing a store opens no connection: the engine is created on first use, so a gateway
+    starts (and reports itself unhealthy through :meth:`ping`) even while its database is down.
+    Database failures surface as :class:`~safestack.errors.StoreUnavailableError` (unreachable,
+    connection lost, locked) or :class:`~safestack.errors.StoreError`; a transaction that fails
+    is rolled back completely. Thread-safe: one store serves every request of a process.
+
+    >>> store = Store("postgresql://gateway:hunter2@db.internal/safestack")
+    >>> store.url
+    'postgresql+psycopg://gateway:***@db.internal/safestack'
+    """
+
+    def __init__(self, url: str | None = None, *, connect_timeout_s: float = 5.0) -> None:
+        if connect_timeout_s <= 0:
+            raise InputError(f"connect_timeout_s must be positive, got {connect_timeout_s!r}")
+        self._url: URL = normalize_url(default_database_url() if url is None else url)
+        self._connect_timeout_s = connect_timeout_s
+        self._lock = threading.Lock()
+        self._engines: tuple[Engine, Engine] | None = None  # (for reads, for writes)
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password replaced by ``***`` (safe to log)."""
+        return redact(self._url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _engine(self, *, write: bool) -> Engine:
+        """The engine, created on first use; ``write`` marks its transactions as writers."""
+        with self._lock:
+            if self._engines is None:
+                try:
+                    engine = create_store_engine(
+                        self._url, connect_timeout_s=self._connect_timeout_s
+                    )
+                except (exc.ArgumentError, ImportError) as error:
+                    raise ConfigError(f"cannot use database {self.url!r}: {error}") from error
+                self._engines = (engine, engine.execution_options(**{WRITE_OPTION: True}))
+            return self._engines[write]
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
+        """One transaction: committed if the block ends normally, else rolled back entirely."""
+        engine = self._engine(write=write)
+        try:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except exc.SQLAlchemyError as error:
+            raise translate_error(error, url=self._url) from error
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest revision; a database already there is left alone.
+
+        Safe to call from several processes at once (see :mod:`safestack.store._migrate`).
+        """
+        try:
+            with self._engine(write=True).begin() as connection:
+                _migrate.upgrade(connection)
+        except exc.SQLAlchemyError as error:
+            raise translate_error(error, url=self._url) from error
+        except CommandError as error:
+            raise StoreError(f"cannot migrate the store at {self.url}: {error}") from error
+
+    def ping(self) -> None:
+        """Check that the database answers and its schema is at the revision this code expects.
+
+        Raises :class:`~safestack.errors.StoreUnavailableError` otherwise: a gateway whose
+        database is down, or not yet migrated, cannot serve and should say so on its health
+        endpoint.
+        """
+        with self._transaction(write=False) as session:
+            session.execute(text("SELECT 1"))
+            current = _migrate.current_revision(session.connection())
+        head = _migrate.head_revision()
+        if current != head:
+            raise StoreUnavailableError(
+                f"the store at {self.url} has schema revision {current or '(none)'}, expected "
+                f"{head}: run the migrations (Store.migrate)"
+            )
+
+    def close(self) -> None:
+        """Close every pooled connection. A later call opens new ones."""
+        with self._lock:
+            engines, self._engines = self._engines, None
+        if engines is not None:
+            engines[0].dispose()  # the write engine shares its pool
+
+    # -- accounts and keys --------------------------------------------------------------------
+
+    @staticmethod
+    def _get_account(session: Session, account_id: str, *, lock: bool = False) -> AccountRow:
+        query = select(AccountRow).where(AccountRow.id == account_id)
+        if lock:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            raise RecordNotFoundError(f"no account with id {account_id!r}")
+        return row
+
+    @staticmethod
+    def _write_audit(
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        target: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditRow:
+        row = AuditRow(
+            at=_now(),
+            actor=_required(actor, "actor"),
+            action=_required(action, "action", max_length=64),
+            target=target,
+            details=_json_object(details, "audit details"),
+        )
+        session.add(row)
+        session.flush()  # assigns the id
+        return row
+
+    def create_account(
+        self, *, audience: Audience | str, name: str | None = None, actor: str
+    ) -> Account:
+        """Create an active account for ``audience`` (``adult`` or ``under_18``).
+
+        Users under 13 are not served at all: an under-13 audience is refused with an
+        :class:`~safestack.errors.InputError` that says so.
+        """
+        parsed = parse_audience(audience)
+        _required(actor, "actor")
+        row = AccountRow(
+            id=_new_id("acct"),
+            name=name,
+            audience=parsed.value,
+            status="active",
+            created_at=_now(),
+        )
+        with self._transaction(write=True) as session:
+            session.add(row)
+            self._write_audit(
+                session,
+                actor=actor,
+                action="account.create",
+                target=row.id,
+                details={"name": name, "audience": parsed.value},
+            )
+            return _account(row)
+
+    def create_key(self, account_id: str, *, actor: str) -> tuple[str, ApiKeyInfo]:
+        """Issue an API key for an account; the plaintext key is returned here and never again.
+
+        The key is ``sk-ss-`` followed by 32 random bytes (``secrets.token_urlsafe``). Only its
+        SHA-256 (hex, under a unique index) and a short display prefix are stored. Plaintext is
+        never stored, so that a leaked database or backup does not hand out working keys. A
+        single fast hash is the right tool here, unlike for passwords: slow, salted hashes
+        (bcrypt, argon2) exist to make guessing *low-entropy* secrets expensive, but a 256-bit
+        random key cannot be guessed however fast the hash, and an unsalted deterministic hash is
+        what lets :meth:`authenticate` find the key with one indexed lookup on every request.
+        """
+        _required(actor, "actor")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = ApiKeyRow(
+            id=_new_id("key"),
+            account_id=account_id,
+            key_hash=_hash_key(key),
+            prefix=key[: len(KEY_PREFIX) + _KEY_DISPLAY_CHARS],
+            created_at=_now(),
+        )
+        with self._transaction(write=True) as session:
+            self._get_account(session, account_id)
+            session.add(row)
+            self._write_audit(
+                session,
+                actor=actor,
+                action="key.create",
+                target=row.id,
+                details={"account_id": account_id, "prefix": row.prefix},
+            )
+            return key, _key_info(row)
+
+    def authenticate(self, key: str) -> Account | None:
+        """The account an API key belongs to, whatever its status; ``None`` for any other key.
+
+        Unknown and revoked keys are not told apart, so a caller cannot probe which keys once
+        existed. A banned account is returned as such: refusing it (403) is the gateway's call.
+        One query on the unique hash index; the lookup by hash also means no key comparison in
+        Python whose timing could leak anything.
+        """
+        if not isinstance(key, str) or not key.startswith(KEY_PREFIX):
+            return None
+        if len(key) > _MAX_KEY_LENGTH:
+            return None
+        query = (
+            select(AccountRow)
+            .join(ApiKeyRow, ApiKeyRow.account_id == AccountRow.id)
+            .where(ApiKeyRow.key_hash == _hash_key(key), ApiKeyRow.revoked_at.is_(None))
+        )
+        with self._transaction(write=False) as session:
+            row = session.scalars(query).one_or_none()
+            return None if row is None else _account(row)
+
+    def revoke_key(self, key_id: str, *, actor: str) -> ApiKeyInfo:
+        """Revoke a key: it stops authenticating at once, on every replica. Idempotent."""
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            query = select(ApiKeyRow).where(ApiKeyRow.id == key_id).with_for_update()
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                raise RecordNotFoundError(f"no API key with id {key_id!r}")
+            already = row.revoked_at is not None
+            if not already:
+                row.revoked_at = _now()
+            self._write_audit(
+                session,
+                actor=actor,
+                action="key.revoke",
+                target=row.id,
+                details={
+                    "account_id": row.account_id,
+                    "prefix": row.prefix,
+                    "already_revoked": already,
+                },
+            )
+            return _key_info(row)
+
+    def list_keys(self, account_id: str | None = None) -> list[ApiKeyInfo]:
+        """Every key (of one account, if given), oldest first, revoked ones included."""
+        query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        if account_id is not None:
+            query = query.where(ApiKeyRow.account_id == account_id)
+        with self._transaction(write=False) as session:
+            return [_key_info(row) for row in session.scalars(query)]
+
+    def get_account(self, account_id: str) -> Account:
+        """The account with this id, read fresh from the database."""
+        with self._transaction(write=False) as session:
+            return _account(self._get_account(session, account_id))
+
+    def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[Account]:
+        """A page of accounts, oldest first."""
+        limit, offset = _limit(limit, offset)
+        query = (
+            select(AccountRow)
+            .order_by(AccountRow.created_at, AccountRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._transaction(write=False) as session:
+            return [_account(row) for row in session.scalars(query)]
+
+    def set_audience(self, account_id: str, audience: Audience | str, *, actor: str) -> Account:
+        """Change an account's audience (under-13 is refused as in :meth:`create_account`)."""
+        parsed = parse_audience(audience)
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            row = self._get_account(session, account_id, lock=True)
+            previous = row.audience
+            row.audience = parsed.value
+            self._write_audit(
+                session,
+                actor=actor,
+                action="account.set_audience",
+                target=account_id,
+                details={"audience": parsed.value, "previous": previous},
+            )
+            return _account(row)
+
+    def ban(
+        self,
+        account_id: str,
+        *,
+        reason: str,
+        code: str = "admin_ban",
+        actor: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> Account:
+        """Ban an account: its keys keep authenticating, and the gateway refuses it (403).
+
+        ``code`` is machine-readable (``admin_ban``, ``strikes``, …), ``reason`` is for people;
+        ``evidence`` goes into the audit entry. Banning a banned account replaces the reason.
+        """
+        reason = _required(reason, "ban reason")
+        code = _required(code, "ban code", max_length=64)
+        _required(actor, "actor")
+        details = _json_object(evidence, "ban evidence")
+        with self._transaction(write=True) as session:
+            row = self._get_account(session, account_id, lock=True)
+            self._ban(session, row, reason=reason, code=code, actor=actor, evidence=details)
+            return _account(row)
+
+    def _ban(
+        self,
+        session: Session,
+        row: AccountRow,
+        *,
+        reason: str,
+        code: str,
+        actor: str,
+        evidence: dict[str, Any],
+    ) -> None:
+        previous = row.status
+        row.status = "banned"
+        row.ban_code = code
+        row.ban_reason = reason
+        row.banned_at = _now()
+        self._write_audit(
+            session,
+            actor=actor,
+            action="account.ban",
+            target=row.id,
+            details={"code": code, "reason": reason, "evidence": evidence, "previous": previous},
+        )
+
+    def unban(self, account_id: str, *, actor: str) -> Account:
+        """Lift a ban. Strikes recorded before this moment no longer count towards a new one."""
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            row = self._get_account(session, account_id, lock=True)
+            previous = {"status": row.status, "code": row.ban_code, "reason": row.ban_reason}
+            if row.status == "banned":
+                row.status = "active"
+                row.ban_code = row.ban_reason = row.banned_at = None
+                row.unbanned_at = _now()
+            self._write_audit(
+                session, actor=actor, action="account.unban", target=account_id, details=previous
+            )
+            return _account(row)
+
+    # -- decisions and strikes ------------------------------------------------------------------
+
+    def record_decision(self, decision: NewDecision) -> DecisionRecord:
+        """Append one request's decision to the decision log."""
+        row = DecisionRow(
+            request_id=decision.request_id,
+            account_id=decision.account_id,
+            endpoint=decision.endpoint,
+            model=decision.model,
+            status=decision.status,
+            blocked=decision.blocked,
+            layer=decision.layer,
+            categories=list(decision.categories),
+            severity=decision.severity,
+            clause=decision.clause,
+            audience=decision.audience,
+            latency_ms=decision.latency_ms,
+            created_at=_now(),
+        )
+        with self._transaction(write=True) as session:
+            session.add(row)
+            try:
+                session.flush()
+            except exc.IntegrityError as error:  # the only constraint: the account must exist
+                raise RecordNotFoundError(
+                    f"no account with id {decision.account_id!r} for decision "
+                    f"{decision.request_id!r}"
+                ) from error
+            return _decision(row)
+
+    def apply_strikes(self, account_id: str, policy: StrikePolicy) -> Account | None:
+        """Ban the account if its recent blocked requests reach the policy's threshold.
+
+        Counts the account's decisions blocked by the input or output layer with a severity in
+        ``policy.severities`` within the last ``policy.window_s`` seconds, and after its last
+        unban (an unbanned user starts afresh rather than being re-banned by the old strikes).
+        At ``policy.threshold`` or more, an active account is banned with code ``strikes``, the
+        decisions as evidence and an audit entry by ``system``; the banned account is returned.
+        Otherwise (or if the account is already banned, or the policy disabled) ``None``.
+
+        The account row is locked while counting, so two replicas that record the threshold-
+        crossing decisions at the same moment ban once: the second sees the ban of the first.
+        """
+        if not policy.enabled:
+            return None
+        now = _now()
+        with self._transaction(write=True) as session:
+            row = self._get_account(session, account_id, lock=True)
+            if row.status != "active":
+                return None
+            conditions: list[ColumnElement[bool]] = [
+                DecisionRow.account_id == account_id,
+                DecisionRow.blocked.is_(True),
+                DecisionRow.layer.in_(_STRIKE_LAYERS),
+                DecisionRow.severity.in_(sorted(policy.severities)),
+                DecisionRow.created_at >= now - timedelta(seconds=policy.window_s),
+            ]
+            if row.unbanned_at is not None:
+                conditions.append(DecisionRow.created_at > row.unbanned_at)
+            count = session.scalar(select(func.count(DecisionRow.id)).where(*conditions)) or 0
+            if count < policy.threshold:
+                return None
+            strikes = session.execute(
+                select(DecisionRow.id, DecisionRow.request_id, DecisionRow.categories)
+                .where(*conditions)
+                .order_by(DecisionRow.id)
+                .limit(_EVIDENCE_LIMIT)
+            ).all()
+            evidence = {
+                "decision_ids": [strike.id for strike in strikes],
+                "request_ids": [strike.request_id for strike in strikes],
+                "categories": sorted({c for strike in strikes for c in strike.categories}),
+                "count": count,
+                "window_s": policy.window_s,
+                "threshold": policy.threshold,
+            }
+            reason = (
+                f"{count} blocked {_severity_words(policy.severities)} requests within "
+                f"{_duration(policy.window_s)}"
+            )
+            self._ban(
+                session, row, reason=reason, code="strikes", actor="system", evidence=evidence
+            )
+            return _account(row)
+
+    def list_decisions(
+        self, *, account_id: str | None = None, blocked_only: bool = False, limit: int = 100
+    ) -> list[DecisionRecord]:
+        """The most recent decisions, newest first."""
+        limit, _ = _limit(limit)
+        query = select(DecisionRow).order_by(DecisionRow.id.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(DecisionRow.account_id == account_id)
+        if blocked_only:
+            query = query.where(DecisionRow.blocked.is_(True))
+        with self._transaction(write=False) as session:
+            return [_decision(row) for row in session.scalars(query)]
+
+    # -- reports, opt-outs, hash banks ------------------------------------------------------------
+
+    def create_report(
+        self, *, kind: str, account_id: str | None, details: dict[str, Any], actor: str
+    ) -> Report:
+        """File a report for review (optionally about an account)."""
+        row = ReportRow(
+            id=_new_id("rep"),
+            kind=_required(kind, "report kind", max_length=64),
+            account_id=account_id,
+            details=_json_object(details, "report details"),
+            created_at=_now(),
+        )
+        with self._transaction(write=True) as session:
+            if account_id is not None:
+                self._get_account(session, account_id)
+            session.add(row)
+            self._write_audit(
+                session,
+                actor=actor,
+                action="report.create",
+                target=row.id,
+                details={"kind": row.kind, "account_id": account_id},
+            )
+            return _report(row)
+
+    def list_reports(self, *, limit: int = 100) -> list[Report]:
+        """The most recent reports, newest first."""
+        limit, _ = _limit(limit)
+        query = select(ReportRow).order_by(ReportRow.created_at.desc(), ReportRow.id).limit(limit)
+        with self._transaction(write=False) as session:
+            return [_report(row) for row in session.scalars(query)]
+
+    def add_opt_out(self, *, name: str, kind: str, note: str | None = None, actor: str) -> OptOut:
+        """Record that a public figure or an artist opted out.
+
+        Names are compared without regard to case or spacing, so ``"Jane  Doe"`` duplicates
+        ``"jane doe"`` of the same kind; a duplicate is an :class:`~safestack.errors.InputError`.
+        """
+        name = _required(name, "opt-out name")
+        if kind not in _OPT_OUT_KINDS:
+            raise InputError(f"unknown opt-out kind {kind!r}; allowed: {', '.join(_OPT_OUT_KINDS)}")
+        _required(actor, "actor")
+        row = OptOutRow(
+            id=_new_id("opt"),
+            name=name,
+            name_key=" ".join(name.split()).casefold(),
+            kind=kind,
+            note=note,
+            created_at=_now(),
+        )
+        with self._transaction(write=True) as session:
+            session.add(row)
+            try:
+                session.flush()
+            except exc.IntegrityError as error:
+                raise InputError(f"{kind} {name!r} has already opted out") from error
+            self._write_audit(
+                session,
+                actor=actor,
+                action="opt_out.add",
+                target=row.id,
+                details={"name": name, "kind": kind},
+            )
+            return _opt_out(row)
+
+    def list_opt_outs(self) -> list[OptOut]:
+        """Every opt-out, by kind then name."""
+        query = select(OptOutRow).order_by(OptOutRow.kind, OptOutRow.name_key)
+        with self._transaction(write=False) as session:
+            return [_opt_out(row) for row in session.scalars(query)]
+
+    def remove_opt_out(self, opt_out_id: str, *, actor: str) -> None:
+        """Delete an opt-out (the audit entry keeps its name and kind)."""
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            query = select(OptOutRow).where(OptOutRow.id == opt_out_id).with_for_update()
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                raise RecordNotFoundError(f"no opt-out with id {opt_out_id!r}")
+            session.delete(row)
+            self._write_audit(
+                session,
+                actor=actor,
+                action="opt_out.remove",
+                target=opt_out_id,
+                details={"name": row.name, "kind": row.kind},
+            )
+
+    def create_hash_bank(
+        self, *, name: str, description: str | None = None, enabled: bool = True, actor: str
+    ) -> HashBank:
+        """Create a named hash bank; names are unique (a duplicate is an InputError)."""
+        name = _required(name, "hash bank name", max_length=200)
+        _required(actor, "actor")
+        row = HashBankRow(
+            id=_new_id("bank"),
+            name=name,
+            description=description,
+            enabled=enabled,
+            created_at=_now(),
+        )
+        with self._transaction(write=True) as session:
+            session.add(row)
+            try:
+                session.flush()
+            except exc.IntegrityError as error:
+                raise InputError(f"a hash bank named {name!r} already exists") from error
+            self._write_audit(
+                session,
+                actor=actor,
+                action="hash_bank.create",
+                target=row.id,
+                details={"name": name, "enabled": enabled},
+            )
+            return _hash_bank(row)
+
+    def list_hash_banks(self) -> list[HashBank]:
+        """Every hash bank, by name."""
+        query = select(HashBankRow).order_by(HashBankRow.name)
+        with self._transaction(write=False) as session:
+            return [_hash_bank(row) for row in session.scalars(query)]
+
+    def set_hash_bank_enabled(self, bank_id: str, enabled: bool, *, actor: str) -> HashBank:
+        """Switch a hash bank on or off for matching."""
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            query = select(HashBankRow).where(HashBankRow.id == bank_id).with_for_update()
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                raise RecordNotFoundError(f"no hash bank with id {bank_id!r}")
+            previous = row.enabled
+            row.enabled = enabled
+            self._write_audit(
+                session,
+                actor=actor,
+                action="hash_bank.set_enabled",
+                target=bank_id,
+                details={"name": row.name, "enabled": enabled, "previous": previous},
+            )
+            return _hash_bank(row)
+
+    # -- audit log --------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Write an audit entry for an action the store does not perform itself.
+
+        Strings in ``details`` that look like API keys are masked before they are written.
+        """
+        with self._transaction(write=True) as session:
+            row = self._write_audit(
+                session, actor=actor, action=action, target=target, details=details
+            )
+            return _audit_entry(row)
+
+    def list_audit(self, *, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
+        """The most recent audit entries (of one action, if given), newest first."""
+        limit, _ = _limit(limit)
+        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if action is not None:
+            query = query.where(AuditRow.action == action)
+        with self._transaction(write=False) as session:
+            return [_audit_entry(row) for row in session.scalars(query)]

@@ -1,0 +1,206 @@
+"""The database schema as SQLAlchemy models: one class per table.
+
+These classes describe the schema the code expects; the migrations in ``migrations/versions``
+create it. The migration files never import this module (a migration must keep describing the
+schema of its own day), and a test compares the two so that they cannot drift apart.
+
+Portability between SQLite and PostgreSQL is decided here: timestamps go through
+:class:`UTCDateTime` (SQLite has no time-zone type), JSON is ``JSONB`` on PostgreSQL and JSON text
+on SQLite, and auto-increment ids are ``BIGINT`` on PostgreSQL but ``INTEGER`` on SQLite (the only
+type SQLite auto-increments).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+__all__ = [
+    "AccountRow",
+    "ApiKeyRow",
+    "AuditRow",
+    "Base",
+    "DecisionRow",
+    "HashBankRow",
+    "OptOutRow",
+    "ReportRow",
+    "UTCDateTime",
+]
+
+#: Deterministic constraint names, so a later migration can drop or alter a constraint by name on
+#: both databases (SQLite's batch mode needs names to rebuild a table).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID_LENGTH = 40  # "acct_" + 32 hex digits, with room to spare
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores ``timestamptz`` and hands back aware values. SQLite has no time-zone type:
+    values are stored as naive UTC text, which sorts and compares correctly as text, and are made
+    aware again on the way out. A naive datetime is refused on the way in, because guessing its
+    zone is how time windows silently shift by hours.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AccountRow(Base):
+    """An account. ``unbanned_at`` is the last unban: strikes before it are forgiven."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'banned')", name="status"),
+        CheckConstraint("audience IN ('adult', 'under_18')", name="audience"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(8))
+    ban_code: Mapped[str | None] = mapped_column(String(64))
+    ban_reason: Mapped[str | None] = mapped_column(Text)
+    banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unbanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKeyRow(Base):
+    """An API key: the SHA-256 of the key (unique: the lookup index), never the key itself."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("accounts.id"), index=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DecisionRow(Base):
+    """One request's safety decision. Indexed by (account, time) for the strike count."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_account_id_created_at", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("accounts.id"))
+    endpoint: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    blocked: Mapped[bool] = mapped_column(Boolean)
+    layer: Mapped[str | None] = mapped_column(String(32))
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    severity: Mapped[str | None] = mapped_column(String(32))
+    clause: Mapped[str | None] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(32))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """The audit log: append-only, one row per administrative action."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class ReportRow(Base):
+    """A report for review, optionally about an account."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("accounts.id"), index=True
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OptOutRow(Base):
+    """An opt-out. ``name_key`` (case- and space-folded name) makes duplicates unique per kind."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (
+        UniqueConstraint("name_key", "kind", name="uq_opt_outs_name_key_kind"),
+        CheckConstraint("kind IN ('public_figure', 'artist')", name="kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    name_key: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HashBankRow(Base):
+    """A named hash bank (its hashes arrive with the image-safety work)."""
+
+    __tablename__ = "hash_banks"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

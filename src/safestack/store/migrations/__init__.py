@@ -1,0 +1,1 @@
+"""Alembic migrations of the store's schema (run by :meth:`safestack.store.Store.migrate`)."""
