@@ -14,21 +14,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import sys
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
 from _postgres import PostgresCluster, PostgresUnavailable, fresh_database
+from loopback import FakeEndpoint, serving
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,171 +43,13 @@ def datasets_dir() -> Path:
         pytest.skip(f"public datasets not found: {exc}")
 
 
-@dataclass
-class Reply:
-    """What the server answers.
-
-    ``body`` is JSON-serialisable, or ``bytes`` sent as they are, or a non-empty ``list`` of
-    ``bytes`` pieces streamed one by one (``text/event-stream``, the body ends when the connection
-    closes), with ``pause`` seconds before each piece after the first ``pause_after``.
-    """
-
-    body: Any = None
-    status: int = 200
-    delay: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
-    pause: float = 0.0
-    pause_after: int = 0
-
-
-@dataclass(frozen=True)
-class Received:
-    """One request as the server saw it; header names are lower-case."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class FakeEndpoint:
-    """Scripted replies (a queue, then a fallback) and a record of every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self.base_url = ""
-        self.stopping = threading.Event()
-        self._queue: deque[Reply] = deque()
-        self._fallback: Callable[[Received], Reply] | None = None
-        self._lock = threading.Lock()
-
-    def reply(self, body: Any = None, **options: Any) -> None:
-        """Answer the next unanswered request with this (calls queue up in order)."""
-        with self._lock:
-            self._queue.append(Reply(body, **options))
-
-    def always(self, body: Any = None, **options: Any) -> None:
-        """Answer every request the queue does not cover with this."""
-        reply = Reply(body, **options)
-        self._fallback = lambda _request: reply
-
-    @staticmethod
-    def completion(text: str) -> dict[str, Any]:
-        """An OpenAI chat-completion body whose answer is ``text``."""
-        return {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "model": "test-model",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-        }
-
-    def respond(self, body_for: Callable[[Received], Any]) -> None:
-        """Answer every request the queue does not cover with ``200 body_for(request)``."""
-        self._fallback = lambda request: Reply(body_for(request))
-
-    def next_reply(self, request: Received) -> Reply:
-        with self._lock:
-            self.requests.append(request)
-            if self._queue:
-                return self._queue.popleft()
-        if self._fallback is not None:
-            return self._fallback(request)
-        return Reply({"error": "the test scripted no reply for this request"}, status=599)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        request = Received(
-            method=self.command,
-            path=self.path,
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=self.rfile.read(length),
-        )
-        endpoint = self.server.endpoint
-        reply = endpoint.next_reply(request)
-        if reply.delay:
-            endpoint.stopping.wait(reply.delay)
-        if (
-            isinstance(reply.body, list)
-            and reply.body
-            and all(isinstance(piece, bytes) for piece in reply.body)
-        ):
-            self._stream(reply, endpoint)
-            return
-        raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _stream(self, reply: Reply, endpoint: FakeEndpoint) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.close_connection = True
-        for i, piece in enumerate(reply.body):
-            if reply.pause and i >= reply.pause_after:
-                endpoint.stopping.wait(reply.pause)
-                if endpoint.stopping.is_set():
-                    return
-            self.wfile.write(piece)
-            self.wfile.flush()
-
-    do_GET = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins the handler threads: nothing outlives a test
-
-    def __init__(self, endpoint: FakeEndpoint) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.endpoint = endpoint
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # the client gave up first (a timeout test): expected
-        super().handle_error(request, client_address)
-
-
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEndpoint]:
     """A scripted OpenAI-style server; its ``base_url`` ends in ``/v1``."""
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(name, "127.0.0.1,localhost")
-    fake = FakeEndpoint()
-    server = _Server(fake)
-    host, port = server.server_address[:2]
-    fake.base_url = f"http://{host!s}:{port}/v1"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving() as fake:
         yield fake
-    finally:
-        fake.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from safestack.errors import ClassifierError, InputError, RemoteError
 from safestack.policy import Audience, Policy
 
 if TYPE_CHECKING:
-    from conftest import FakeEndpoint, Received
+    from loopback import FakeEndpoint, Received
 
 KEY = "sk-judge-SECRET-9876543210"
 

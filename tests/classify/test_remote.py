@@ -12,7 +12,7 @@ from safestack.errors import ClassifierError, InputError, RemoteError
 from safestack.policy import OPENAI_MODERATION_CATEGORIES, Audience, Policy
 
 if TYPE_CHECKING:
-    from conftest import FakeEndpoint, Received
+    from loopback import FakeEndpoint, Received
 
 KEY = "sk-test-SECRET-0123456789"
 

@@ -20,7 +20,7 @@ from safestack.evals.truthfulqa import (
 from safestack.models import OpenAICompatibleModel, RecordedModel
 
 if TYPE_CHECKING:
-    from conftest import FakeEndpoint, Received
+    from loopback import FakeEndpoint, Received
 
 
 def chat(content: str) -> dict[str, Any]:

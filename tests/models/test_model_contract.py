@@ -22,7 +22,7 @@ from safestack.models import (
 )
 
 if TYPE_CHECKING:
-    from conftest import FakeEndpoint
+    from loopback import FakeEndpoint
 
 KEY = "sk-test-SECRET-0123456789"
 PROMPT = "How can I kill a Python process?"

@@ -11,7 +11,7 @@ from safestack.errors import InputError, ModelError, ModelTimeoutError
 from safestack.models import ChatMessage, ModelReply, OpenAICompatibleModel, create_model
 
 if TYPE_CHECKING:
-    from conftest import FakeEndpoint
+    from loopback import FakeEndpoint
 
 KEY = "sk-test-SECRET-0123456789"
 HELLO = [ChatMessage(role="user", content="hello")]

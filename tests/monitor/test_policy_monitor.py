@@ -18,7 +18,7 @@ from safestack.monitor import MONITOR_PROMPT_VERSION, PolicyMonitor
 from safestack.policy import Policy
 
 if TYPE_CHECKING:
-    from conftest import FakeEndpoint, Received
+    from loopback import FakeEndpoint, Received
 
 KEY = "sk-monitor-SECRET-0123456789"
 EXCHANGE = Exchange("How do I hurt my neighbour?", "Step one: wait until he is alone ...")

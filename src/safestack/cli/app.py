@@ -10,6 +10,7 @@ from safestack.cli.demo import demo
 from safestack.cli.eval import app as eval_app
 from safestack.cli.policy import app as policy_app
 from safestack.cli.redteam import app as redteam_app
+from safestack.cli.serve import serve
 from safestack.cli.stack import app as stack_app
 from safestack.cli.train import train
 
@@ -26,6 +27,7 @@ app.command("check")(check)
 app.command("classify")(classify)
 app.command("train")(train)
 app.command("demo")(demo)
+app.command("serve")(serve)
 app.add_typer(policy_app, name="policy")
 app.add_typer(stack_app, name="stack")
 app.add_typer(eval_app, name="eval")

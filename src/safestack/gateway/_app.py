@@ -1,0 +1,271 @@
+"""The FastAPI application: routes, error handling, health, metrics.
+
+Errors always come back in OpenAI's shape (``{"error": {"message", "type", "code"}}``) with the
+request id, and never with a stack trace, a secret or a database URL: the details go to the log
+under the same request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from safestack import __version__
+from safestack.errors import (
+    ConfigError,
+    InputError,
+    RecordNotFoundError,
+    StoreUnavailableError,
+)
+from safestack.gateway import _admin, _v1
+from safestack.gateway._auth import HTTPProblem
+from safestack.gateway._config import GatewayConfig
+from safestack.gateway._limits import BodyLimits
+from safestack.gateway._state import Gateway, build_stacks
+from safestack.gateway._wire import error_body
+from safestack.stack import SafetyStack
+from safestack.store import Store
+
+__all__ = ["MIN_ADMIN_KEY_CHARS", "create_app"]
+
+log = logging.getLogger("safestack.gateway")
+
+#: Shorter admin keys are refused: the admin key guards bans and key issuance.
+MIN_ADMIN_KEY_CHARS = 16
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    *,
+    admin_key: str | None,
+    enable_admin: bool = True,
+    store: Store | None = None,
+    stack: SafetyStack | None = None,
+) -> FastAPI:
+    """The gateway as an ASGI app (serve it with uvicorn, or ``safestack serve``).
+
+    ``admin_key`` is required while ``enable_admin`` is true (the admin API never runs
+    unauthenticated); with ``enable_admin=False`` the ``/admin`` routes do not exist. ``store``
+    and ``stack`` default to the configuration's. The store is migrated at start-up and the
+    classifiers load in the background (``/readyz`` answers 503 until they have).
+    """
+    config = config or GatewayConfig()
+    if enable_admin:
+        if not admin_key:
+            raise ConfigError(
+                "the admin API needs an admin key: set SAFESTACK_ADMIN_KEY (or run without the "
+                "admin API)"
+            )
+        if len(admin_key) < MIN_ADMIN_KEY_CHARS:
+            raise ConfigError(
+                f"the admin key is {len(admin_key)} characters; use at least "
+                f"{MIN_ADMIN_KEY_CHARS} random characters (e.g. `openssl rand -hex 32`)"
+            )
+    gateway = Gateway(
+        config=config,
+        store=store or Store(config.database_url),
+        stacks=build_stacks(config, stack),
+        admin_key=admin_key if enable_admin else None,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.limiter = anyio.CapacityLimiter(config.workers)
+        await run_in_threadpool(gateway.store.migrate)
+        threading.Thread(target=gateway.warm_up, name="safestack-warm-up", daemon=True).start()
+        log.info("gateway ready to accept requests; store %s", gateway.store.url)
+        yield
+        gateway.store.close()
+
+    app = FastAPI(
+        title="safestack gateway",
+        version=__version__,
+        description="An OpenAI-compatible API with the safety stack between client and model.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    app.include_router(_v1.router)
+    if enable_admin:
+        app.include_router(_admin.router)
+    _add_health_routes(app, gateway)
+    _add_error_handlers(app)
+    app.add_middleware(RequestContext, gateway=gateway)
+    app.add_middleware(
+        BodyLimits, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s
+    )
+    return app
+
+
+def _add_health_routes(app: FastAPI, gateway: Gateway) -> None:
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: database and classifiers")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await run_in_threadpool(gateway.store.ping)
+            checks["database"] = "ok"
+        except StoreUnavailableError:
+            checks["database"] = "unavailable"
+        if not gateway.ready.is_set():
+            checks["classifiers"] = "loading"
+        else:
+            checks["classifiers"] = "failed to load" if gateway.load_error else "ok"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(
+            gateway.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+
+def _problem(request: Request, status: int, **fields: Any) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(error_body(request_id=request_id, **fields), status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPProblem)
+    async def on_problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+        return _problem(
+            request,
+            exc.status,
+            message=exc.message,
+            type=exc.type,
+            code=exc.code,
+            param=exc.param,
+            reason=exc.reason,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            message = "the request body is not valid JSON"
+        else:
+            parts = []
+            for e in errors[:3]:
+                where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+                parts.append(f"{where}: {e.get('msg', 'invalid')}")
+            message = "; ".join(parts)
+        return _problem(request, 400, message=message, type="invalid_request_error")
+
+    @app.exception_handler(InputError)
+    async def on_input(request: Request, exc: InputError) -> JSONResponse:
+        return _problem(request, 400, message=str(exc), type="invalid_request_error")
+
+    @app.exception_handler(RecordNotFoundError)
+    async def on_missing(request: Request, exc: RecordNotFoundError) -> JSONResponse:
+        return _problem(request, 404, message=str(exc), type="not_found", code="not_found")
+
+    @app.exception_handler(StoreUnavailableError)
+    async def on_store_down(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.error("request %s: store unavailable: %s", request.state.request_id, exc)
+        return _problem(
+            request,
+            503,
+            message="the gateway's database is unavailable; nothing was changed, retry later",
+            type="service_unavailable",
+            code="store_unavailable",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _problem(
+            request,
+            exc.status_code,
+            message=str(exc.detail),
+            type="invalid_request_error",
+            code=getattr(exc, "code", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request %s failed", getattr(request.state, "request_id", "?"))
+        return _problem(
+            request,
+            500,
+            message="internal error; the operator's log has the details under this request id",
+            type="server_error",
+        )
+
+
+class RequestContext:
+    """Pure ASGI middleware: a request id, the access log line, request metrics.
+
+    Pure ASGI rather than ``@app.middleware``: it must not buffer streamed responses nor stand
+    between the body limits and the routes that read the body.
+    """
+
+    def __init__(self, app: ASGIApp, *, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        path: str = scope["path"]
+        route = path if path in _ROUTES else ("/admin" if path.startswith("/admin/") else "other")
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+                elapsed = time.perf_counter() - started
+                self.gateway.metrics.requests.labels(route, str(status)).inc()
+                self.gateway.metrics.request_latency.labels(route).observe(elapsed)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "%s %s %s %.1f ms id=%s",
+                scope["method"],
+                path,
+                status,
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
+
+
+_ROUTES = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/moderations",
+        "/v1/models",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
+)

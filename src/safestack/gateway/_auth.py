@@ -1,0 +1,90 @@
+"""Who is calling: API key → account (deny by default), and the admin key for ``/admin/``.
+
+Every ``/v1`` request reads its account from the store — no cache — so a ban made through one
+replica is enforced by all of them on the next request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from safestack.gateway._state import Gateway
+from safestack.store import Account
+
+__all__ = ["AdminActor", "Caller", "GatewayDep", "HTTPProblem", "gateway_of"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from POST /admin/keys.")
+_admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AdminKey", description="The SAFESTACK_ADMIN_KEY."
+)
+
+
+class HTTPProblem(Exception):
+    """An error response in OpenAI's shape (see the app's exception handler)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type = status, message, type
+        self.code, self.param, self.reason = code, param, reason
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_of)]
+
+
+async def _caller(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Account:
+    if credentials is None or not credentials.credentials:
+        raise HTTPProblem(
+            401,
+            "no API key: send 'Authorization: Bearer <key>' (keys come from POST /admin/keys)",
+            code="missing_api_key",
+        )
+    account = await run_in_threadpool(gateway.store.authenticate, credentials.credentials)
+    if account is None:
+        raise HTTPProblem(401, "invalid or revoked API key", code="invalid_api_key")
+    if account.status != "active":
+        raise HTTPProblem(
+            403,
+            f"account {account.id} is suspended ({account.ban_code}); contact the operator",
+            type="permission_denied",
+            code="account_banned",
+            reason=account.ban_code,
+        )
+    return account
+
+
+async def _admin(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> str:
+    if credentials is None or not gateway.is_admin_key(credentials.credentials):
+        raise HTTPProblem(
+            401,
+            "admin endpoints need the admin key as 'Authorization: Bearer <SAFESTACK_ADMIN_KEY>'",
+            code="invalid_admin_key",
+        )
+    return gateway.admin_actor
+
+
+Caller = Annotated[Account, Depends(_caller)]
+AdminActor = Annotated[str, Depends(_admin)]

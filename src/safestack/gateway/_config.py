@@ -1,0 +1,137 @@
+"""The gateway's configuration: which stack, which upstream per model name, which database.
+
+Like a stack file, a gateway file is YAML that people review, validated with ``file:line``
+errors. Every field has a default, so ``safestack serve`` runs with no file at all: the default
+stack around the recorded-responses model, a SQLite file in the user's data directory.
+
+Secrets never live in the file: an upstream's API key is read from the environment variable the
+file names (``api_key_env``), and the admin key only from ``SAFESTACK_ADMIN_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from safestack.errors import ConfigError
+from safestack.store import StrikePolicy
+from safestack.yaml_config import load_yaml_model
+
+__all__ = ["DEFAULT_MODEL_NAME", "GatewayConfig", "UpstreamConfig", "load_gateway_config"]
+
+#: The model name served when no upstream is configured: the stack's own (recorded) model.
+DEFAULT_MODEL_NAME = "safestack-recorded"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UpstreamConfig(_Strict):
+    """An OpenAI-compatible model the gateway forwards to, under the name clients ask for."""
+
+    base_url: str = Field(description="e.g. 'https://api.openai.com/v1' or a vLLM server.")
+    model: str | None = Field(
+        default=None, description="The upstream's model id (default: the name clients use)."
+    )
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the upstream's API key."
+    )
+    timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Budget for one answer, streamed or not; overrunning gives the client 504.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
+        return value
+
+    def api_key(self) -> str | None:
+        """The key from the environment, read when the upstream is built (never stored)."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"upstream API key: environment variable {self.api_key_env} is not set"
+            )
+        return key
+
+
+class GatewayConfig(_Strict):
+    """Everything ``safestack serve`` needs besides the admin key."""
+
+    stack: str = Field(
+        default="system_mitigations_and_model_refusals",
+        description="A stack preset name or a stack file (relative to this file).",
+    )
+    models: dict[str, UpstreamConfig] = Field(
+        default_factory=dict,
+        description="Model name → upstream. Empty: one model, 'safestack-recorded', the stack's "
+        "own model (recorded real completions; works offline).",
+    )
+    serve_stack_model: bool = Field(
+        default=False,
+        description="Also serve the stack's own model (the recorded default) as "
+        "'safestack-recorded' beside the upstreams. Always on when 'models' is empty.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (sqlite:///… or postgresql://…). Default: "
+        "$SAFESTACK_DATABASE_URL, else a SQLite file in the user's data directory.",
+    )
+    strikes: StrikePolicy = Field(
+        default_factory=StrikePolicy,
+        description="Blocked requests in high-severity categories that suspend an account.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Larger request bodies get 413 before they are read.",
+    )
+    body_timeout_s: float = Field(
+        default=15.0, gt=0, description="A client that sends its body slower gets 408."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection that has not sent complete request headers by then is closed "
+        "(slow-loris clients).",
+    )
+    stream_window_chars: int = Field(
+        default=400,
+        ge=1,
+        description="Streamed answers are released in windows of this many characters, each "
+        "judged by the output layer before it is sent.",
+    )
+    workers: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Requests judged at once (threads). Classifier inference runs there, never "
+        "on the event loop.",
+    )
+    max_moderation_inputs: int = Field(default=256, ge=1, le=4096)
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, value: dict[str, UpstreamConfig]) -> dict[str, UpstreamConfig]:
+        for name in value:
+            if not name or len(name) > 256 or any(c.isspace() for c in name):
+                raise ValueError(f"model name {name!r} must be 1–256 characters, no spaces")
+        return value
+
+
+def load_gateway_config(path: str | Path) -> GatewayConfig:
+    """A gateway file, with a relative ``stack:`` path resolved against the file."""
+    config = load_yaml_model(path, GatewayConfig, what="gateway file", error=ConfigError)
+    stack_path = Path(path).parent / config.stack
+    if config.stack.endswith((".yaml", ".yml")) and not Path(config.stack).is_absolute():
+        config = config.model_copy(update={"stack": str(stack_path)})
+    return config

@@ -1,0 +1,329 @@
+"""``/v1``: the OpenAI-compatible endpoints, with the safety stack in the middle.
+
+Classifier inference and model calls are synchronous code; they run in worker threads (bounded
+by ``workers``), never on the event loop, so one process serves many concurrent streams.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from safestack.classify import create_classifier
+from safestack.gateway._auth import Caller, GatewayDep, HTTPProblem
+from safestack.gateway._state import Gateway
+from safestack.gateway._wire import (
+    ChatCompletionRequest,
+    ModerationRequest,
+    SafestackExtension,
+    message_text,
+)
+from safestack.policy import OPENAI_MODERATION_CATEGORIES, Audience
+from safestack.stack import Decision, SafetyStack, StreamPiece
+from safestack.store import Account, NewDecision
+
+__all__ = ["router"]
+
+log = logging.getLogger("safestack.gateway")
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+_TIMEOUT_ERRORS = ("ModelTimeoutError", "LayerTimeout")
+
+
+def _stack_for(gateway: Gateway, model: str) -> SafetyStack:
+    stack = gateway.stacks.get(model)
+    if stack is None:
+        served = ", ".join(sorted(gateway.stacks))
+        raise HTTPProblem(
+            404,
+            f"unknown model {model!r}; this gateway serves: {served}",
+            code="model_not_found",
+            param="model",
+        )
+    return stack
+
+
+def _upstream_problem(model: str, decision: Decision) -> HTTPProblem:
+    """A failed model call as 504 (it timed out) or 502 (it failed or answered garbage)."""
+    error = decision.error or "the upstream model failed"
+    if error.startswith(_TIMEOUT_ERRORS):
+        return HTTPProblem(
+            504,
+            f"upstream model {model!r} timed out: {error}",
+            type="upstream_error",
+            code="upstream_timeout",
+        )
+    return HTTPProblem(
+        502,
+        f"upstream model {model!r} failed: {error}",
+        type="upstream_error",
+        code="upstream_error",
+    )
+
+
+def _extension(request_id: str, decision: Decision) -> dict[str, Any]:
+    return SafestackExtension(
+        request_id=request_id,
+        status=decision.status,
+        blocked=decision.blocked,
+        layer=decision.layer,
+        categories=decision.categories,
+        clause=decision.clause,
+        audience=decision.audience.value,
+        stack=decision.stack,
+    ).model_dump()
+
+
+def _record(
+    gateway: Gateway,
+    account: Account,
+    request_id: str,
+    endpoint: str,
+    model: str | None,
+    decision: Decision,
+    latency_ms: float,
+) -> None:
+    """Store the decision and apply strikes. Runs in a worker thread."""
+    severity = gateway.severity(decision.categories)
+    gateway.store.record_decision(
+        NewDecision(
+            request_id=request_id,
+            account_id=account.id,
+            endpoint=endpoint,
+            model=model,
+            status=decision.status,
+            blocked=decision.blocked,
+            layer=decision.layer,
+            categories=decision.categories,
+            severity=severity,
+            clause=decision.clause,
+            audience=decision.audience.value,
+            latency_ms=latency_ms,
+        )
+    )
+    strikes = gateway.config.strikes
+    if (
+        strikes.enabled
+        and decision.layer in ("input", "output")
+        and severity in strikes.severities
+        and gateway.store.apply_strikes(account.id, strikes) is not None
+    ):
+        gateway.metrics.suspensions.inc()
+        log.warning("account %s suspended after repeated violations", account.id)
+
+
+def _conversation(body: ChatCompletionRequest) -> list[dict[str, str]]:
+    return [message_text(i, m) for i, m in enumerate(body.messages)]
+
+
+@router.post("/chat/completions", summary="Create a chat completion (streamed or not)")
+async def chat_completions(
+    body: ChatCompletionRequest, gateway: GatewayDep, account: Caller, request: Request
+) -> Any:
+    request_id = request.state.request_id
+    stack = _stack_for(gateway, body.model)
+    messages = _conversation(body)
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    created = int(time.time())
+    started = time.perf_counter()
+    if body.stream:
+        return await _stream(gateway, stack, account, body.model, messages, max_tokens, request_id)
+
+    result = await anyio.to_thread.run_sync(
+        lambda: stack.run(messages, audience=account.audience, max_tokens=max_tokens),
+        limiter=gateway.limiter,
+    )
+    decision = result.decision
+    gateway.metrics.observe_decision(decision)
+    latency_ms = (time.perf_counter() - started) * 1000
+    await run_in_threadpool(
+        _record, gateway, account, request_id, "chat", body.model, decision, latency_ms
+    )
+    if decision.status == "error":
+        raise _upstream_problem(body.model, decision)
+    finish = "content_filter" if decision.layer in ("input", "output") else "stop"
+    completion = {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": body.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+        ],
+        "safestack": _extension(request_id, decision),
+    }
+    return JSONResponse(completion, headers={"Server-Timing": _server_timing(decision)})
+
+
+def _server_timing(decision: Decision) -> str:
+    """Where the time went (W3C Server-Timing): each layer, the model, and all safety layers.
+
+    Lets a client or a benchmark separate the gateway's own overhead from the classifiers'
+    and the upstream's time without access to the server's metrics.
+    """
+    return ", ".join(
+        f"{name};dur={ms:.3f}" for name, ms in decision.timings_ms.items() if name != "total"
+    )
+
+
+async def _stream(
+    gateway: Gateway,
+    stack: SafetyStack,
+    account: Account,
+    model: str,
+    messages: list[dict[str, str]],
+    max_tokens: int | None,
+    request_id: str,
+) -> StreamingResponse:
+    """Server-sent events; the first piece is computed before the response starts.
+
+    So a bad request, an input-layer refusal or a model that fails before its first window are
+    known while an HTTP status can still say so.
+    """
+    started = time.perf_counter()
+    pieces: Iterator[StreamPiece] = stack.stream(
+        messages,
+        audience=account.audience,
+        window_chars=gateway.config.stream_window_chars,
+        max_tokens=max_tokens,
+    )
+
+    def next_piece() -> StreamPiece | None:
+        return next(pieces, None)
+
+    first = await anyio.to_thread.run_sync(next_piece, limiter=gateway.limiter)
+    if first is not None and first.decision is not None and first.decision.status == "error":
+        gateway.metrics.observe_decision(first.decision)
+        latency_ms = (time.perf_counter() - started) * 1000
+        await run_in_threadpool(
+            _record, gateway, account, request_id, "chat.stream", model, first.decision, latency_ms
+        )
+        raise _upstream_problem(model, first.decision)
+    chunk_id, created = f"chatcmpl-{request_id}", int(time.time())
+
+    def event(
+        delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None
+    ) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        if extra:
+            chunk.update(extra)
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    async def events() -> AsyncIterator[bytes]:
+        piece = first
+        try:
+            yield event({"role": "assistant", "content": ""}, None)
+            while piece is not None:
+                if piece.text:
+                    yield event({"content": piece.text}, None)
+                if piece.decision is not None:
+                    decision = piece.decision
+                    gateway.metrics.observe_decision(decision)
+                    yield event(
+                        {},
+                        piece.finish_reason,
+                        {"safestack": _extension(request_id, decision)},
+                    )
+                    latency_ms = (time.perf_counter() - started) * 1000
+                    try:
+                        await run_in_threadpool(
+                            _record,
+                            gateway,
+                            account,
+                            request_id,
+                            "chat.stream",
+                            model,
+                            decision,
+                            latency_ms,
+                        )
+                    except Exception as exc:  # the answer is out; the record is what failed
+                        log.error("request %s: decision not recorded: %s", request_id, exc)
+                    break
+                piece = await anyio.to_thread.run_sync(next_piece, limiter=gateway.limiter)
+            yield b"data: [DONE]\n\n"
+        finally:
+            await anyio.to_thread.run_sync(_close, pieces)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _close(pieces: Iterator[StreamPiece]) -> None:
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()
+
+
+@router.post("/moderations", summary="Classify text against the policy (OpenAI's shape)")
+async def moderations(body: ModerationRequest, gateway: GatewayDep, account: Caller) -> Any:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    limit = gateway.config.max_moderation_inputs
+    if not texts or len(texts) > limit:
+        raise HTTPProblem(
+            400, f"input must hold 1 to {limit} texts, got {len(texts)}", param="input"
+        )
+    stack = next(iter(gateway.stacks.values()))
+    audience = Audience(account.audience)
+    if stack.input_layer is not None:
+        classifier = stack.input_layer.classifier.get(audience)
+    else:
+        classifier = create_classifier("embedded-prompt", policy=stack.policy, audience=audience)
+    verdicts = await anyio.to_thread.run_sync(
+        lambda: classifier.classify(texts), limiter=gateway.limiter
+    )
+    results = []
+    for verdict in verdicts:
+        flags = dict.fromkeys(sorted(OPENAI_MODERATION_CATEGORIES), False)
+        scores = dict.fromkeys(sorted(OPENAI_MODERATION_CATEGORIES), 0.0)
+        for category in stack.policy.categories:
+            score = float(verdict.scores.get(category.id, 0.0))
+            for name in category.openai:
+                scores[name] = max(scores[name], score)
+                flags[name] = flags[name] or category.id in verdict.categories
+        results.append(
+            {
+                "flagged": verdict.flagged,
+                "categories": flags,
+                "category_scores": scores,
+                "safestack": {"categories": verdict.categories, "scores": verdict.scores},
+            }
+        )
+    return {
+        "id": f"modr-{uuid.uuid4().hex}",
+        "model": classifier.spec.name,
+        "results": results,
+    }
+
+
+@router.get("/models", summary="The model names this gateway serves")
+async def list_models(gateway: GatewayDep, account: Caller) -> Any:
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "safestack"}
+            for name in sorted(gateway.stacks)
+        ],
+    }
