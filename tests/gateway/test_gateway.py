@@ -232,7 +232,8 @@ def test_repeated_high_severity_violations_suspend_the_account(gateway: RunningG
         for e in gateway.admin("GET", "/admin/audit").json()
         if e["target"] == created["account_id"] and e["actor"] == "system"
     )
-    assert sorted(evidence["details"]["evidence"]["request_ids"]) == sorted(d["request_id"] for d in blocked)
+    quoted = evidence["details"]["evidence"]["request_ids"]
+    assert sorted(quoted) == sorted(d["request_id"] for d in blocked)
 
 
 def test_benign_traffic_never_accumulates_strikes(gateway: RunningGateway) -> None:
