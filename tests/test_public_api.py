@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import safestack
 import safestack.classify
+import safestack.gateway
 import safestack.models
 import safestack.policy
+import safestack.store
+
+MODULES = (
+    safestack,
+    safestack.classify,
+    safestack.gateway,
+    safestack.models,
+    safestack.policy,
+    safestack.store,
+)
 
 
 def test_all_is_sorted_and_resolves() -> None:
-    for module in (safestack, safestack.classify, safestack.models, safestack.policy):
+    for module in MODULES:
         names = module.__all__
         assert names == sorted(names, key=lambda n: (not n.isupper(), n)) or names == sorted(names)
         for name in names:
@@ -46,6 +57,33 @@ def test_models_exports() -> None:
         "model_names",
         "register_model",
     ]
+
+
+def test_gateway_and_store_exports() -> None:
+    assert safestack.gateway.__all__ == [
+        "DEFAULT_MODEL_NAME",
+        "MIN_ADMIN_KEY_CHARS",
+        "GatewayConfig",
+        "UpstreamConfig",
+        "create_app",
+        "load_gateway_config",
+        "serve",
+    ]
+    assert set(safestack.store.__all__) >= {"Account", "NewDecision", "Store", "StrikePolicy"}
+
+
+def test_the_inner_layers_never_import_the_gateway_or_the_store() -> None:
+    """Data flows outward: policy, classifiers and the stack know nothing of HTTP or storage."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, safestack.stack, safestack.evals; "
+        "print(sorted({m.split('.')[1] for m in sys.modules "
+        "if m.startswith(('safestack.gateway', 'safestack.store'))}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_policy_and_classify_never_import_models() -> None:

@@ -1,7 +1,9 @@
 """safestack: the safety process of a frontier-lab system card, as open software.
 
 The concepts, one sub-package each (see DESIGN.md): :mod:`safestack.policy` (the written policy),
-:mod:`safestack.classify` (detectors and their verdicts), :mod:`safestack.cli` (the command line).
+:mod:`safestack.classify` (detectors and their verdicts), :mod:`safestack.stack` (the layers
+around a model), :mod:`safestack.evals`, :mod:`safestack.gateway` (the OpenAI-compatible service)
+with :mod:`safestack.store` (its database), and :mod:`safestack.cli` (the command line).
 """
 
 from safestack.errors import (
@@ -14,8 +16,11 @@ from safestack.errors import (
     ModelTimeoutError,
     NoRecordingError,
     PolicyError,
+    RecordNotFoundError,
     RemoteError,
     SafestackError,
+    StoreError,
+    StoreUnavailableError,
     UnknownComponentError,
 )
 
@@ -31,8 +36,11 @@ __all__ = [
     "ModelTimeoutError",
     "NoRecordingError",
     "PolicyError",
+    "RecordNotFoundError",
     "RemoteError",
     "SafestackError",
+    "StoreError",
+    "StoreUnavailableError",
     "UnknownComponentError",
     "__version__",
 ]
