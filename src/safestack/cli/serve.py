@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from safestack.cli._common import ExitCode, emit_json, err_console, user_errors
 from safestack.errors import ConfigError
+from safestack.http_endpoint import describe_validation_error
 
 __all__ = ["serve"]
 
@@ -22,7 +24,8 @@ def _upstreams(values: list[str]) -> dict[str, dict[str, str]]:
         name, sep, url = value.partition("=")
         if not sep or not name or not url:
             raise ConfigError(
-                f"--upstream takes NAME=URL (e.g. gpt-4o=http://host/v1), got {value!r}"
+                f"--upstream takes NAME=URL (e.g. gpt-4o=http://host/v1), got {value!r}",
+                path="command line",
             )
         models[name] = {"base_url": url}
     return models
@@ -82,12 +85,19 @@ def serve(
         if upstream:
             update["models"] = {**gateway_config.models, **_upstreams(upstream)}
         if update:
-            gateway_config = GatewayConfig.model_validate({**gateway_config.model_dump(), **update})
+            try:
+                gateway_config = GatewayConfig.model_validate(
+                    {**gateway_config.model_dump(), **update}
+                )
+            except ValidationError as exc:
+                problem = describe_validation_error(exc)
+                raise ConfigError(problem, path="command line") from None
         admin_key = os.environ.get(ADMIN_KEY_ENV) or None
         if not no_admin and admin_key is None:
             raise ConfigError(
                 f"the admin API needs an admin key: set {ADMIN_KEY_ENV} (e.g. "
-                f"`export {ADMIN_KEY_ENV}=$(openssl rand -hex 32)`), or pass --no-admin"
+                f"`export {ADMIN_KEY_ENV}=$(openssl rand -hex 32)`), or pass --no-admin",
+                path="environment",
             )
         app = create_app(gateway_config, admin_key=admin_key, enable_admin=not no_admin)
         gateway = app.state.gateway

@@ -45,6 +45,7 @@ log = logging.getLogger("safestack.gateway")
 
 #: Shorter admin keys are refused: the admin key guards bans and key issuance.
 MIN_ADMIN_KEY_CHARS = 16
+_ADMIN_KEY_SOURCE = "SAFESTACK_ADMIN_KEY"
 
 
 def create_app(
@@ -67,12 +68,14 @@ def create_app(
         if not admin_key:
             raise ConfigError(
                 "the admin API needs an admin key: set SAFESTACK_ADMIN_KEY (or run without the "
-                "admin API)"
+                "admin API)",
+                path=_ADMIN_KEY_SOURCE,
             )
         if len(admin_key) < MIN_ADMIN_KEY_CHARS:
             raise ConfigError(
                 f"the admin key is {len(admin_key)} characters; use at least "
-                f"{MIN_ADMIN_KEY_CHARS} random characters (e.g. `openssl rand -hex 32`)"
+                f"{MIN_ADMIN_KEY_CHARS} random characters (e.g. `openssl rand -hex 32`)",
+                path=_ADMIN_KEY_SOURCE,
             )
     gateway = Gateway(
         config=config,

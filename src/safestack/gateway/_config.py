@@ -59,7 +59,8 @@ class UpstreamConfig(_Strict):
         key = os.environ.get(self.api_key_env)
         if not key:
             raise ConfigError(
-                f"upstream API key: environment variable {self.api_key_env} is not set"
+                f"the upstream's API key: environment variable {self.api_key_env} is not set",
+                path="environment",
             )
         return key
 
