@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from typing import Any
 
@@ -115,6 +116,46 @@ def test_streaming_passes_clean_text_and_cuts_a_harmful_answer(
     assert "policy" in text
     assert chunks[-1].choices[0].finish_reason == "content_filter"
     assert chunks[-1].model_extra["safestack"]["layer"] == "output"  # type: ignore[index]
+
+
+def test_one_process_serves_many_streams_at_once(
+    gateway: RunningGateway, upstream: FakeEndpoint
+) -> None:
+    """The upstream holds every stream until all of them are open at once: a gateway that
+    judged or streamed one request at a time, or blocked its event loop, would never get there."""
+    streams = 8
+    barrier = threading.Barrier(streams + 1, timeout=60)  # the streams, and this test
+    answer = "Rinse the cavity under cold water and pat it dry with a paper towel. " * 8
+
+    def held_until_all_arrive(_request: Any) -> list[bytes]:
+        barrier.wait()
+        return _sse(answer)
+
+    upstream.respond(held_until_all_arrive)
+    key = gateway.new_key()
+    finished: list[str | None] = []
+
+    def one_stream() -> None:
+        chunks = list(
+            gateway.client(key).chat.completions.create(
+                model=SCRIPTED, messages=_user("How do I clean a trout?"), stream=True
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finished.append(chunks[-1].choices[0].finish_reason if text == answer else None)
+
+    threads = [threading.Thread(target=one_stream) for _ in range(streams)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while barrier.n_waiting < streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert barrier.n_waiting == streams  # all open at once
+    assert httpx.get(f"{gateway.base_url}/healthz", timeout=5).status_code == 200
+    barrier.wait()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert finished == ["stop"] * streams
 
 
 def test_a_blocked_prompt_never_reaches_the_upstream(
