@@ -198,6 +198,17 @@ def test_deny_by_default(gateway: RunningGateway) -> None:
     assert httpx.get(f"{gateway.base_url}/admin/accounts").status_code == 401
 
 
+def test_a_json_body_is_read_whatever_content_type_curl_sent(gateway: RunningGateway) -> None:
+    for headers in ({"Content-Type": "application/x-www-form-urlencoded"}, {}):
+        response = httpx.post(
+            f"{gateway.base_url}/admin/keys",
+            content=b'{"audience": "adult"}',
+            headers={"Authorization": f"Bearer {gateway.admin_key}", **headers},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["key"].startswith("sk-ss-")
+
+
 def test_keys_revoke_and_audiences(gateway: RunningGateway) -> None:
     created = gateway.admin("POST", "/admin/keys", json={"audience": "under_18"}).json()
     client = gateway.client(created["key"])

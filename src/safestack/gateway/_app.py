@@ -230,6 +230,7 @@ class RequestContext:
             return
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        _read_body_as_json(scope)
         path: str = scope["path"]
         route = path if path in _ROUTES else ("/admin" if path.startswith("/admin/") else "other")
         started = time.perf_counter()
@@ -260,6 +261,22 @@ class RequestContext:
                 (time.perf_counter() - started) * 1000,
                 request_id,
             )
+
+
+def _read_body_as_json(scope: Scope) -> None:
+    """Every body this API takes is JSON: read it as JSON even when the client did not say so.
+
+    ``curl -d '{…}'`` sends ``application/x-www-form-urlencoded``, and some clients send no
+    content type at all; refusing those with "Input should be a valid dictionary" helps no one.
+    Multipart bodies (file uploads) keep their type.
+    """
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+    declared = dict(scope["headers"]).get(b"content-type", b"")
+    if declared and not declared.startswith(b"application/x-www-form-urlencoded"):
+        return
+    scope["headers"] = [*headers, (b"content-type", b"application/json")]
 
 
 _ROUTES = frozenset(

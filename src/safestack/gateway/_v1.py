@@ -261,8 +261,9 @@ async def _stream(
                     break
                 piece = await anyio.to_thread.run_sync(next_piece, limiter=gateway.limiter)
             yield b"data: [DONE]\n\n"
-        finally:
-            await anyio.to_thread.run_sync(_close, pieces)
+        finally:  # also when the client went away: stop pulling from the upstream
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_close, pieces)
 
     return StreamingResponse(
         events(),
