@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/embedders.py --out BENCHMARKS.md
 	$(PY) bench/stack.py --out BENCHMARKS.md
 	cd bench && ../$(PY) evals.py --out ../BENCHMARKS.md
+	$(PY) bench/gateway.py --out BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train
