@@ -21,7 +21,8 @@ The tree::
     └── StoreError             the store (the database behind accounts, keys, audit) failed
         ├── StoreUnavailableError  the database is unreachable, the connection dropped, or it
         │                          stayed locked past the busy timeout (try again later: 503)
-        └── RecordNotFoundError    an id given to the store does not exist (404)
+        ├── RecordNotFoundError    an id given to the store does not exist (404)
+        └── RecordConflictError    the record exists already (409)
 
 Messages name the offending value and, where there is a finite set, the allowed ones.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "ModelTimeoutError",
     "NoRecordingError",
     "PolicyError",
+    "RecordConflictError",
     "RecordNotFoundError",
     "RemoteError",
     "SafestackError",
@@ -149,3 +151,7 @@ class StoreUnavailableError(StoreError):
 
 class RecordNotFoundError(StoreError):
     """An id handed to the store (account, key, opt-out, hash bank) does not exist."""
+
+
+class RecordConflictError(StoreError):
+    """The record exists already (an opt-out for that name, a hash bank with that name)."""

@@ -26,6 +26,7 @@ import safestack.store
 from _postgres import PostgresCluster, fresh_database
 from safestack.errors import (
     InputError,
+    RecordConflictError,
     RecordNotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -435,7 +436,7 @@ def test_list_decisions_newest_first(store: Store) -> None:
 def test_opt_outs(store: Store) -> None:
     artist = store.add_opt_out(name="Jane Doe", kind="artist", note="email 2024-05", actor="a")
     figure = store.add_opt_out(name="Jane Doe", kind="public_figure", actor="a")
-    with pytest.raises(InputError, match="already opted out"):
+    with pytest.raises(RecordConflictError, match="already opted out"):
         store.add_opt_out(name="  jane   DOE ", kind="artist", actor="a")
     with pytest.raises(InputError, match="allowed: public_figure, artist"):
         store.add_opt_out(name="X", kind="athlete", actor="a")
@@ -449,7 +450,7 @@ def test_opt_outs(store: Store) -> None:
 def test_hash_banks(store: Store) -> None:
     bank = store.create_hash_bank(name="ncmec", description="hotline hashes", actor="a")
     assert bank.enabled
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(RecordConflictError, match="already exists"):
         store.create_hash_bank(name="ncmec", actor="a")
     other = store.create_hash_bank(name="internal", enabled=False, actor="a")
     disabled = store.set_hash_bank_enabled(bank.id, False, actor="a")
@@ -537,3 +538,14 @@ def test_postgres_restart_is_unavailable_then_recovers(postgres_cluster: Postgre
         postgres_cluster.start()
         assert store.authenticate(key) is not None
         store.ping()
+
+
+def test_nul_characters_are_refused_alike_on_both_databases(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    with pytest.raises(InputError, match="NUL"):
+        store.create_account(audience="adult", name="a\x00b", actor="test")
+    account = store.create_account(audience="adult", actor="test")
+    with pytest.raises(InputError, match="NUL"):
+        store.ban(account.id, reason="spam\x00", actor="test")
+    store.close()

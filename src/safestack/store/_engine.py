@@ -24,7 +24,7 @@ import platformdirs
 from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from safestack.errors import ConfigError, StoreError, StoreUnavailableError
+from safestack.errors import ConfigError, InputError, StoreError, StoreUnavailableError
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -146,7 +146,7 @@ _UNAVAILABLE = (
 )
 
 
-def translate_error(error: exc.SQLAlchemyError, *, url: URL) -> StoreError:
+def translate_error(error: exc.SQLAlchemyError, *, url: URL) -> StoreError | InputError:
     """The safestack error for a SQLAlchemy error, with a message safe to show and to log.
 
     The message names the database by its redacted URL and quotes the first line of the driver's
@@ -158,6 +158,9 @@ def translate_error(error: exc.SQLAlchemyError, *, url: URL) -> StoreError:
     reason = (str(original).strip().splitlines() or [type(original).__name__])[0]
     if url.password:
         reason = reason.replace(str(url.password), "***")
+    if isinstance(error, exc.DataError) and "NUL" in reason:
+        # PostgreSQL cannot store U+0000 in text; SQLite can. Same input, same answer on both.
+        return InputError("text for the store must not contain NUL characters (U+0000)")
     invalidated = isinstance(error, exc.DBAPIError) and error.connection_invalidated
     if isinstance(error, _UNAVAILABLE) or invalidated:
         return StoreUnavailableError(f"the store at {where} is unavailable: {reason}")

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from safestack.errors import (
     ConfigError,
     InputError,
+    RecordConflictError,
     RecordNotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -102,6 +103,8 @@ def _required(value: str, what: str, *, max_length: int | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{what} must be a non-empty string, got {value!r}")
     value = value.strip()
+    if "\x00" in value:  # PostgreSQL cannot store it; refuse it on SQLite too
+        raise InputError(f"{what} must not contain NUL characters (U+0000)")
     if max_length is not None and len(value) > max_length:
         raise InputError(f"{what} {value[:40]!r}… is {len(value)} characters; at most {max_length}")
     return value
@@ -381,6 +384,8 @@ class Store:
         """
         parsed = parse_audience(audience)
         _required(actor, "actor")
+        if name is not None:
+            name = _required(name, "account name", max_length=200)
         row = AccountRow(
             id=_new_id("acct"),
             name=name,
@@ -733,7 +738,7 @@ class Store:
             try:
                 session.flush()
             except exc.IntegrityError as error:
-                raise InputError(f"{kind} {name!r} has already opted out") from error
+                raise RecordConflictError(f"{kind} {name!r} has already opted out") from error
             self._write_audit(
                 session,
                 actor=actor,
@@ -784,7 +789,7 @@ class Store:
             try:
                 session.flush()
             except exc.IntegrityError as error:
-                raise InputError(f"a hash bank named {name!r} already exists") from error
+                raise RecordConflictError(f"a hash bank named {name!r} already exists") from error
             self._write_audit(
                 session,
                 actor=actor,
