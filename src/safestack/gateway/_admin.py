@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from safestack.gateway._auth import AdminActor, GatewayDep, HTTPProblem
+from safestack.gateway._auth import AdminActor, GatewayDep
 from safestack.store import (
     Account,
     ApiKeyInfo,
@@ -31,17 +31,28 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: an admin tool that sends "yes" for a boolean has a bug worth hearing about.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+AudienceName = Literal["adult", "under_18"]
+
+
+def _not_under_13(value: Any) -> Any:
+    if isinstance(value, str) and value.replace("-", "_").lower() in ("under_13", "child"):
+        raise ValueError("users under 13 are not served at all; use 'adult' or 'under_18'")
+    return value
 
 
 class NewKey(_Body):
-    """A key for a new account (``audience``), or another key for an existing ``account_id``."""
+    """A new account for ``audience``, and its first API key."""
 
-    audience: str | None = Field(
-        default=None, description="'adult' or 'under_18'; users under 13 are not served."
+    audience: AudienceName = Field(
+        description="'adult' or 'under_18' (stricter safeguards); users under 13 are not served."
     )
-    name: str | None = Field(default=None, max_length=200)
-    account_id: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    _audience = field_validator("audience", mode="before")(_not_under_13)
 
 
 class CreatedKey(BaseModel):
@@ -52,7 +63,9 @@ class CreatedKey(BaseModel):
 
 
 class AudienceChange(_Body):
-    audience: str
+    audience: AudienceName
+
+    _audience = field_validator("audience", mode="before")(_not_under_13)
 
 
 class BanRequest(_Body):
@@ -93,28 +106,28 @@ def _who(actor: str, name: str | None) -> str:
 async def create_key(
     body: NewKey, gateway: GatewayDep, actor: AdminActor, name: ActorName = None
 ) -> Any:
+    """A new account with the given audience, and its first key (shown once)."""
     who = _who(actor, name)
 
     def create() -> CreatedKey:
-        if body.account_id is not None:
-            account = gateway.store.get_account(body.account_id)
-            if body.audience is not None and body.audience != account.audience.value:
-                raise HTTPProblem(
-                    400,
-                    f"account {account.id} has audience {account.audience.value!r}; change it "
-                    f"with PATCH /admin/accounts/{account.id}",
-                    param="audience",
-                )
-        else:
-            if body.audience is None:
-                raise HTTPProblem(
-                    400,
-                    "give 'audience' ('adult' or 'under_18') for a new account, or 'account_id'",
-                    param="audience",
-                )
-            account = gateway.store.create_account(
-                audience=body.audience, name=body.name, actor=who
-            )
+        account = gateway.store.create_account(audience=body.audience, name=body.name, actor=who)
+        key, info = gateway.store.create_key(account.id, actor=who)
+        return CreatedKey(
+            key=key, key_id=info.id, account_id=account.id, audience=account.audience.value
+        )
+
+    return await run_in_threadpool(create)
+
+
+@router.post("/accounts/{account_id}/keys", response_model=CreatedKey, status_code=201)
+async def add_key(
+    account_id: str, gateway: GatewayDep, actor: AdminActor, name: ActorName = None
+) -> Any:
+    """Another key for an existing account (e.g. to rotate keys without losing its history)."""
+    who = _who(actor, name)
+
+    def create() -> CreatedKey:
+        account = gateway.store.get_account(account_id)
         key, info = gateway.store.create_key(account.id, actor=who)
         return CreatedKey(
             key=key, key_id=info.id, account_id=account.id, audience=account.audience.value
@@ -142,7 +155,7 @@ async def list_accounts(
     gateway: GatewayDep,
     actor: AdminActor,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> Any:
     return await run_in_threadpool(lambda: gateway.store.list_accounts(limit=limit, offset=offset))
 

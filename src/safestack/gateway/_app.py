@@ -18,7 +18,9 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +29,7 @@ from safestack import __version__
 from safestack.errors import (
     ConfigError,
     InputError,
+    RecordConflictError,
     RecordNotFoundError,
     StoreUnavailableError,
 )
@@ -35,7 +38,7 @@ from safestack.gateway._auth import HTTPProblem
 from safestack.gateway._config import GatewayConfig
 from safestack.gateway._limits import BodyLimits
 from safestack.gateway._state import Gateway, build_stacks
-from safestack.gateway._wire import error_body
+from safestack.gateway._wire import ErrorBody, error_body
 from safestack.stack import SafetyStack
 from safestack.store import Store
 
@@ -105,6 +108,7 @@ def create_app(
         app.include_router(_admin.router)
     _add_health_routes(app, gateway)
     _add_error_handlers(app)
+    _document_errors(app)
     app.add_middleware(RequestContext, gateway=gateway)
     app.add_middleware(
         BodyLimits, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s
@@ -112,12 +116,88 @@ def create_app(
     return app
 
 
+class Readiness(BaseModel):
+    """``/readyz``: ``ready`` when every check is ``ok``."""
+
+    status: str
+    checks: dict[str, str]
+
+
+#: Error statuses each group of routes can answer, for the OpenAPI document (all in ErrorBody).
+_ERRORS = {
+    "/v1/chat/completions": (400, 401, 403, 404, 408, 413, 500, 502, 503, 504),
+    "/v1/moderations": (400, 401, 403, 408, 413, 500, 503),
+    "/v1/models": (401, 403, 500, 503),
+    "/admin/": (400, 401, 404, 408, 409, 413, 500, 503),
+}
+_STATUS_TEXT = {
+    400: "Invalid request (not JSON, wrong types, a conversation that cannot be answered).",
+    401: "No API key, or an unknown or revoked one (admin routes: not the admin key).",
+    403: "The account is suspended (code account_banned, reason admin_ban or strikes).",
+    404: "Unknown model or record.",
+    408: "The request body stopped arriving.",
+    409: "The record exists already.",
+    413: "The request body is larger than max_body_bytes.",
+    500: "Internal error; the operator's log has the details under the request id.",
+    502: "The upstream model failed or answered out of contract.",
+    503: "The database is unavailable; nothing was written.",
+    504: "The upstream model did not answer in time.",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Describe the errors the gateway really answers, in OpenAI's shape, instead of 422.
+
+    FastAPI documents a 422 ``HTTPValidationError`` for every route with parameters; this API
+    answers validation errors with 400 in OpenAI's error shape, which clients parse.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(error_schema.pop("$defs", {}))
+        components["ErrorBody"] = error_schema
+        reference = {"$ref": "#/components/schemas/ErrorBody"}
+        for path, operations in schema["paths"].items():
+            statuses = next(
+                (codes for prefix, codes in _ERRORS.items() if path.startswith(prefix)), ()
+            )
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status in statuses:
+                    responses.setdefault(
+                        str(status),
+                        {
+                            "description": _STATUS_TEXT[status],
+                            "content": {"application/json": {"schema": reference}},
+                        },
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _add_health_routes(app: FastAPI, gateway: Gateway) -> None:
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: database and classifiers")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database and classifiers",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: see the checks."}},
+    )
     async def readyz() -> JSONResponse:
         checks: dict[str, str] = {}
         try:
@@ -135,7 +215,12 @@ def _add_health_routes(app: FastAPI, gateway: Gateway) -> None:
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+    )
     async def metrics() -> Response:
         return Response(
             gateway.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
@@ -177,6 +262,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def on_input(request: Request, exc: InputError) -> JSONResponse:
         return _problem(request, 400, message=str(exc), type="invalid_request_error")
 
+    @app.exception_handler(RecordConflictError)
+    async def on_conflict(request: Request, exc: RecordConflictError) -> JSONResponse:
+        return _problem(request, 409, message=str(exc), type="conflict", code="conflict")
+
     @app.exception_handler(RecordNotFoundError)
     async def on_missing(request: Request, exc: RecordNotFoundError) -> JSONResponse:
         return _problem(request, 404, message=str(exc), type="not_found", code="not_found")
@@ -194,10 +283,15 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if isinstance(exc.__cause__, RecursionError):
+            message = "the JSON body is nested too deeply to read"
+        elif exc.__cause__ is not None and exc.status_code == 400:
+            message = f"the request body could not be read ({type(exc.__cause__).__name__})"
         return _problem(
             request,
             exc.status_code,
-            message=str(exc.detail),
+            message=message,
             type="invalid_request_error",
             code=getattr(exc, "code", None),
         )

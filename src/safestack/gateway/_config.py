@@ -118,7 +118,6 @@ class GatewayConfig(_Strict):
         description="Requests judged at once (threads). Classifier inference runs there, never "
         "on the event loop.",
     )
-    max_moderation_inputs: int = Field(default=256, ge=1, le=4096)
 
     @field_validator("models")
     @classmethod

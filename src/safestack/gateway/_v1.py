@@ -122,10 +122,28 @@ def _record(
 
 
 def _conversation(body: ChatCompletionRequest) -> list[dict[str, str]]:
-    return [message_text(i, m) for i, m in enumerate(body.messages)]
+    return [message_text(m) for m in body.messages]
 
 
-@router.post("/chat/completions", summary="Create a chat completion (streamed or not)")
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion (streamed or not)",
+    responses={
+        200: {
+            "description": "A chat completion, or with ``stream: true`` server-sent events of "
+            "chat.completion.chunk objects ending with ``data: [DONE]``.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"data": {"type": "string"}},
+                        "required": ["data"],
+                    }
+                }
+            },
+        }
+    },
+)
 async def chat_completions(
     body: ChatCompletionRequest, gateway: GatewayDep, account: Caller, request: Request
 ) -> Any:
@@ -281,11 +299,6 @@ def _close(pieces: Iterator[StreamPiece]) -> None:
 @router.post("/moderations", summary="Classify text against the policy (OpenAI's shape)")
 async def moderations(body: ModerationRequest, gateway: GatewayDep, account: Caller) -> Any:
     texts = [body.input] if isinstance(body.input, str) else body.input
-    limit = gateway.config.max_moderation_inputs
-    if not texts or len(texts) > limit:
-        raise HTTPProblem(
-            400, f"input must hold 1 to {limit} texts, got {len(texts)}", param="input"
-        )
     stack = next(iter(gateway.stacks.values()))
     audience = Audience(account.audience)
     if stack.input_layer is not None:

@@ -7,13 +7,12 @@ Responses add one field, ``safestack``, that clients which do not know it simply
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from safestack.errors import InputError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "MAX_MODERATION_INPUTS",
     "ChatCompletionRequest",
     "ErrorBody",
     "ModerationRequest",
@@ -23,13 +22,42 @@ __all__ = [
 ]
 
 
+#: Texts one moderation request may hold.
+MAX_MODERATION_INPUTS = 256
+
+_IMAGE_PARTS = ("image_url", "input_image", "image", "input_audio", "file")
+
+
+class TextPart(BaseModel):
+    """A text part of a message's content, ``{"type": "text", "text": "..."}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
 class RequestMessage(BaseModel):
     """One message of a chat request. ``developer`` is OpenAI's newer name for ``system``."""
 
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _no_media(cls, value: Any) -> Any:
+        # Said plainly, before the union's "does not match any of the expected tags": a model
+        # must not answer a request whose images no safety layer looked at.
+        if isinstance(value, list):
+            for j, part in enumerate(value):
+                if isinstance(part, dict) and part.get("type") in _IMAGE_PARTS:
+                    raise ValueError(
+                        f"part {j} is {part['type']!r}: only text parts are accepted on "
+                        "/v1/chat/completions"
+                    )
+        return value
 
 
 class ChatCompletionRequest(BaseModel):
@@ -50,7 +78,7 @@ class ModerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    input: str | list[str]
+    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_MODERATION_INPUTS)]
     model: str | None = None
 
 
@@ -97,31 +125,12 @@ def error_body(
     return ErrorBody(error=detail).model_dump(exclude_none=True)
 
 
-def message_text(index: int, message: RequestMessage) -> dict[str, str]:
-    """A request message as the stack's ``{"role", "content"}``; text parts are joined.
-
-    Image parts are refused with a clear error rather than dropped: a model must not answer a
-    request whose images no safety layer looked at.
-    """
+def message_text(message: RequestMessage) -> dict[str, str]:
+    """A request message as the stack's ``{"role", "content"}``; text parts are joined."""
     role = "system" if message.role == "developer" else message.role
     content = message.content
     if content is None:
         return {"role": role, "content": ""}
     if isinstance(content, str):
         return {"role": role, "content": content}
-    texts: list[str] = []
-    for j, part in enumerate(content):
-        kind = part.get("type")
-        if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind in ("image_url", "input_image", "image"):
-            raise InputError(
-                f"messages.{index}.content.{j}: image inputs are not accepted on "
-                "/v1/chat/completions; only text parts are"
-            )
-        else:
-            raise InputError(
-                f"messages.{index}.content.{j}: unsupported content part {kind!r}; "
-                "expected {'type': 'text', 'text': '...'}"
-            )
-    return {"role": role, "content": "\n".join(texts)}
+    return {"role": role, "content": "\n".join(part.text for part in content)}
