@@ -516,7 +516,7 @@ def test_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:
     try:
         with blocker.connect() as connection:
             connection.exec_driver_sql("BEGIN IMMEDIATE")  # holds the write lock
-            with Store(url, connect_timeout_s=0.2) as impatient:
+            with Store(url, busy_timeout_s=0.2) as impatient:
                 assert impatient.get_account(account.id) == account  # WAL: readers still read
                 with pytest.raises(StoreUnavailableError, match="locked"):
                     impatient.ban(account.id, reason="x", actor="admin")

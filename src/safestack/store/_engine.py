@@ -92,31 +92,43 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def create_store_engine(url: URL, *, connect_timeout_s: float) -> Engine:
+_POOL_SIZE = 10
+_POOL_OVERFLOW = 40
+def create_store_engine(
+    url: URL, *, connect_timeout_s: float, busy_timeout_s: float = 30.0
+) -> Engine:
     """An engine for ``url``; no connection is opened until the first query.
 
     ``hide_parameters`` keeps bound values (an API key's hash, a ban reason) out of the text of
     SQLAlchemy's exceptions, which end up in logs through ``__cause__``.
     """
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, connect_timeout_s)
+        return _sqlite_engine(url, busy_timeout_s)
     return create_engine(
         url,
         pool_pre_ping=True,
         hide_parameters=True,
+        # A gateway runs up to ~40 store calls at once (worker threads, decision records); the
+        # default pool (5 + 10) made the rest wait and, under load, time out as 503s.
+        pool_size=_POOL_SIZE,
+        max_overflow=_POOL_OVERFLOW,
         # libpq counts whole seconds (and treats anything below 2 as 2).
         connect_args={"connect_timeout": max(1, math.ceil(connect_timeout_s))},
     )
 
 
-def _sqlite_engine(url: URL, connect_timeout_s: float) -> Engine:
-    busy_ms = int(connect_timeout_s * 1000)
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
+    # How long a writer waits for another *process* holding the write lock (writers of this
+    # process queue on the Store's own lock first). Overload makes waits long, not failures.
+    busy_ms = int(busy_timeout_s * 1000)
     engine = create_engine(
         url,
         hide_parameters=True,
+        pool_size=_POOL_SIZE,
+        max_overflow=_POOL_OVERFLOW,
         # The engine's pool hands connections to whichever thread asks; each is used by one
         # thread at a time, which is all sqlite3's check guards against.
-        connect_args={"check_same_thread": False, "timeout": connect_timeout_s},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
     )
 
     @event.listens_for(engine, "connect")

@@ -20,7 +20,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast, get_args
@@ -248,17 +248,33 @@ class Store:
     connection lost, locked) or :class:`~safestack.errors.StoreError`; a transaction that fails
     is rolled back completely. Thread-safe: one store serves every request of a process.
 
+    ``connect_timeout_s`` bounds connecting to PostgreSQL (an unreachable server fails fast).
+    ``busy_timeout_s`` is how long a SQLite writer waits for another process's write lock;
+    writers within one process queue on a lock of their own, in order, so overload makes writes
+    slower, not failed.
+
     >>> store = Store("postgresql://gateway:hunter2@db.internal/safestack")
     >>> store.url
     'postgresql+psycopg://gateway:***@db.internal/safestack'
     """
 
-    def __init__(self, url: str | None = None, *, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        connect_timeout_s: float = 5.0,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
         if connect_timeout_s <= 0:
             raise InputError(f"connect_timeout_s must be positive, got {connect_timeout_s!r}")
+        if busy_timeout_s <= 0:
+            raise InputError(f"busy_timeout_s must be positive, got {busy_timeout_s!r}")
+        self._busy_timeout_s = busy_timeout_s
         self._url: URL = normalize_url(default_database_url() if url is None else url)
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.Lock()
+        self._sqlite_writes = threading.Lock()
+        self._sqlite = self._url.get_backend_name() == "sqlite"
         self._engines: tuple[Engine, Engine] | None = None  # (for reads, for writes)
 
     @property
@@ -288,7 +304,9 @@ class Store:
             if self._engines is None:
                 try:
                     engine = create_store_engine(
-                        self._url, connect_timeout_s=self._connect_timeout_s
+                        self._url,
+                        connect_timeout_s=self._connect_timeout_s,
+                        busy_timeout_s=self._busy_timeout_s,
                     )
                 except (exc.ArgumentError, ImportError) as error:
                     raise ConfigError(f"cannot use database {self.url!r}: {error}") from error
@@ -299,8 +317,11 @@ class Store:
     def _transaction(self, *, write: bool) -> Iterator[Session]:
         """One transaction: committed if the block ends normally, else rolled back entirely."""
         engine = self._engine(write=write)
+        # SQLite has one writer at a time: writers of this process queue here, in order, rather
+        # than polling the file lock against each other until busy_timeout runs out.
+        serial = self._sqlite_writes if write and self._sqlite else nullcontext()
         try:
-            with Session(engine, expire_on_commit=False) as session, session.begin():
+            with serial, Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except exc.SQLAlchemyError as error:
             raise translate_error(error, url=self._url) from error
