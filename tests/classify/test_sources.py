@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
-from safestack.classify.training.sources import SOURCES, load_exchanges, load_texts
+from safestack.classify.training.sources import (
+    CONVERSATIONAL_TURNS,
+    SOURCES,
+    load_exchanges,
+    load_texts,
+)
 from safestack.policy import default_policy
 
 
@@ -18,6 +24,19 @@ def test_every_source_loads_with_labels_in_the_policy(datasets_dir) -> None:
     assert all(r.unsafe is False for r in records if r.source in {"self_instruct", "truthfulqa"})
     assert any(r.attack for r in records) and len({r.text for r in records}) == len(records)
     assert len(SOURCES) >= 12
+
+
+def test_conversational_turns_are_short_benign_and_the_projects_own(datasets_dir) -> None:
+    records = load_texts(datasets_dir, ["conversational_turns"])
+    assert 300 <= len(records) <= 600
+    assert all(r.unsafe is False and r.category is None and not r.attack for r in records)
+    assert all(1 <= len(r.text.split()) <= 8 for r in records)
+    # Variants of one turn (casing, typos) share a group, so the split keeps them together.
+    assert len({r.group for r in records}) < len(records)
+    header = json.loads(CONVERSATIONAL_TURNS.read_text(encoding="utf-8").splitlines()[0])
+    assert header["licence"] == "Apache-2.0"
+    assert "written for this project" in header["about"].lower()
+    assert SOURCES["conversational_turns"].licence.startswith("Apache-2.0")
 
 
 def test_xstest_exchanges_carry_human_labels(datasets_dir) -> None:

