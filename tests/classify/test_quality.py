@@ -45,6 +45,9 @@ def test_prompt_classifier_on_its_heldout_split(datasets_dir, metrics) -> None:
     assert report["attack"]["f1"] == pytest.approx(recorded["attack"]["f1"], abs=TOLERANCE)
     assert report["benign_fpr"] < 0.05
     assert report["unsafe"]["auprc"] > 0.9
+    # Short harmless chat turns ("hi", "thanks", "go on"): the held-out part of the project's own
+    # source. Before it was trained on, about 40 % of them were flagged.
+    assert report["per_source"]["conversational_turns"]["fpr"] <= 0.05
 
 
 def test_refusal_detector_beats_the_xstest_peer_labels(datasets_dir, metrics) -> None:
