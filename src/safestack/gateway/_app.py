@@ -276,7 +276,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _problem(
             request,
             503,
-            message="the gateway's database is unavailable; nothing was changed, retry later",
+            message="the gateway's database is unavailable, so the request was not completed "
+            "(nothing was recorded); retry later",
             type="service_unavailable",
             code="store_unavailable",
         )
