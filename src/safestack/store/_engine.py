@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,20 @@ def create_store_engine(
     )
 
 
+def _enable_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Switch a new file to WAL. Two processes switching a fresh file at once can get "locked"
+    without SQLite's busy handler being consulted, so the switch is retried until the timeout."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     # How long a writer waits for another *process* holding the write lock (writers of this
     # process queue on the Store's own lock first). Overload makes waits long, not failures.
@@ -137,7 +153,7 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, busy_timeout_s)
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast, get_args
@@ -239,6 +240,17 @@ def _hash_bank(row: HashBankRow) -> HashBank:
     )
 
 
+_SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_SQLITE_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _sqlite_write_lock(database: str) -> threading.Lock:
+    """One lock per SQLite file in this process, shared by every Store opened on it."""
+    key = os.path.realpath(database) if database else ""
+    with _SQLITE_WRITE_LOCKS_GUARD:
+        return _SQLITE_WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
 class Store:
     """Persistence for the gateway, on SQLite (the default) or PostgreSQL.
 
@@ -273,8 +285,11 @@ class Store:
         self._url: URL = normalize_url(default_database_url() if url is None else url)
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.Lock()
-        self._sqlite_writes = threading.Lock()
-        self._sqlite = self._url.get_backend_name() == "sqlite"
+        self._sqlite_writes: AbstractContextManager[Any] = (
+            _sqlite_write_lock(self._url.database or "")
+            if self._url.get_backend_name() == "sqlite"
+            else nullcontext()
+        )
         self._engines: tuple[Engine, Engine] | None = None  # (for reads, for writes)
 
     @property
@@ -319,7 +334,7 @@ class Store:
         engine = self._engine(write=write)
         # SQLite has one writer at a time: writers of this process queue here, in order, rather
         # than polling the file lock against each other until busy_timeout runs out.
-        serial = self._sqlite_writes if write and self._sqlite else nullcontext()
+        serial = self._sqlite_writes if write else nullcontext()
         try:
             with serial, Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
@@ -332,7 +347,7 @@ class Store:
         Safe to call from several processes at once (see :mod:`safestack.store._migrate`).
         """
         try:
-            with self._engine(write=True).begin() as connection:
+            with self._sqlite_writes, self._engine(write=True).begin() as connection:
                 _migrate.upgrade(connection)
         except exc.SQLAlchemyError as error:
             raise translate_error(error, url=self._url) from error
