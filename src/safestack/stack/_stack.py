@@ -207,13 +207,9 @@ class SafetyStack:
         started = time.perf_counter()
         trace: list[LayerTrace] = []
 
-        if self.input_layer is None:
-            trace.append(LayerTrace(layer="input", ran=False, skipped="disabled"))
-        else:
-            outcome = self.input_layer.judge(conversation, who)
-            trace += outcome.traces
-            if outcome.blocked:
-                return self._blocked("input", outcome, trace, who, started, model_answer=None)
+        blocked = self._judge_input(conversation, who, trace, started)
+        if blocked is not None:
+            return blocked
 
         reply, model_trace = self._call_model(conversation, max_tokens)
         trace.append(model_trace)
@@ -224,28 +220,7 @@ class SafetyStack:
             )
             decision = self._decision(status, None, trace, who, started, error=error)
             return StackResult(answer=unavailable_message(error), decision=decision)
-        answer = reply.text
-
-        refused: LayerTrace | None = None
-        if self.model_refusals is None:
-            trace.append(LayerTrace(layer="model_refusal", ran=False, skipped="not counted"))
-        else:
-            refused = self.model_refusals.judge(conversation.last_user_text, answer, who)
-            trace.append(refused)
-
-        if self.output_layer is None:
-            trace.append(LayerTrace(layer="output", ran=False, skipped="disabled"))
-        else:
-            outcome = self.output_layer.judge(conversation, answer, who)
-            trace += outcome.traces
-            if outcome.blocked:
-                return self._blocked("output", outcome, trace, who, started, model_answer=answer)
-
-        if refused is not None and refused.flagged:
-            decision = self._decision("blocked", "model", trace, who, started)
-            return StackResult(answer=answer, decision=decision, model_answer=answer)
-        decision = self._decision("answered", None, trace, who, started)
-        return StackResult(answer=answer, decision=decision, model_answer=answer)
+        return self._judge_answer(conversation, reply.text, who, trace, started)
 
     def stream(
         self,
@@ -276,15 +251,10 @@ class SafetyStack:
         started = time.perf_counter()
         trace: list[LayerTrace] = []
 
-        if self.input_layer is None:
-            trace.append(LayerTrace(layer="input", ran=False, skipped="disabled"))
-        else:
-            outcome = self.input_layer.judge(conversation, who)
-            trace += outcome.traces
-            if outcome.blocked:
-                result = self._blocked("input", outcome, trace, who, started, model_answer=None)
-                yield StreamPiece(result.answer, result.decision)
-                return
+        blocked = self._judge_input(conversation, who, trace, started)
+        if blocked is not None:
+            yield StreamPiece(blocked.answer, blocked.decision)
+            return
 
         answer, released = "", 0
         model_start = time.perf_counter()
@@ -329,26 +299,54 @@ class SafetyStack:
             deltas.close()
         trace.append(_model_trace(model_start, spec, label="stop"))
 
+        result = self._judge_answer(conversation, answer, who, trace, started)
+        if result.decision.layer == "output":
+            yield StreamPiece(_after(answer[:released], result.answer), result.decision)
+        else:
+            yield StreamPiece(answer[released:], result.decision)
+
+    def _judge_input(
+        self, conversation: Conversation, who: Audience, trace: list[LayerTrace], started: float
+    ) -> StackResult | None:
+        """The input layer's turn: the refusal when it blocks, else None (trace extended)."""
+        if self.input_layer is None:
+            trace.append(LayerTrace(layer="input", ran=False, skipped="disabled"))
+            return None
+        outcome = self.input_layer.judge(conversation, who)
+        trace += outcome.traces
+        if outcome.blocked:
+            return self._blocked("input", outcome, trace, who, started, model_answer=None)
+        return None
+
+    def _judge_answer(
+        self,
+        conversation: Conversation,
+        answer: str,
+        who: Audience,
+        trace: list[LayerTrace],
+        started: float,
+    ) -> StackResult:
+        """A complete answer through the refusal check and the output layer: the result."""
         refused: LayerTrace | None = None
         if self.model_refusals is None:
             trace.append(LayerTrace(layer="model_refusal", ran=False, skipped="not counted"))
         else:
             refused = self.model_refusals.judge(conversation.last_user_text, answer, who)
             trace.append(refused)
+
         if self.output_layer is None:
             trace.append(LayerTrace(layer="output", ran=False, skipped="disabled"))
         else:
             outcome = self.output_layer.judge(conversation, answer, who)
             trace += outcome.traces
             if outcome.blocked:
-                result = self._blocked("output", outcome, trace, who, started, model_answer=answer)
-                yield StreamPiece(_after(answer[:released], result.answer), result.decision)
-                return
+                return self._blocked("output", outcome, trace, who, started, model_answer=answer)
+
         if refused is not None and refused.flagged:
             decision = self._decision("blocked", "model", trace, who, started)
         else:
             decision = self._decision("answered", None, trace, who, started)
-        yield StreamPiece(answer[released:], decision)
+        return StackResult(answer=answer, decision=decision, model_answer=answer)
 
     def _call_model(
         self, conversation: Conversation, max_tokens: int | None
