@@ -16,7 +16,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
+
+from loopback import free_port
 
 __all__ = [
     "PostgresCluster",
@@ -58,12 +59,6 @@ def find_postgres_bin() -> Path:
     raise PostgresUnavailable("initdb / pg_ctl not found on PATH nor under /usr/lib/postgresql")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresCluster:
     """A private PostgreSQL server for one test session; :meth:`stop` / :meth:`start` at will.
 
@@ -77,7 +72,7 @@ class PostgresCluster:
         self.data_dir = self.root / "data"
         self.socket_dir = self.root / "sock"
         self.log_file = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.running = False
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
         self.socket_dir.mkdir()

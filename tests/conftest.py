@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import NoReturn
 import pytest
 
 from _postgres import PostgresCluster, PostgresUnavailable, fresh_database
-from loopback import FakeEndpoint, serving
+from loopback import FakeEndpoint, free_port, serving
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -55,10 +54,7 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEndpoint]:
 @pytest.fixture
 def closed_url() -> str:
     """A URL on a local port nobody listens on: connecting to it is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ retries behave as they do in production.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 from collections import deque
@@ -17,7 +18,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeEndpoint", "Received", "Reply", "serving"]
+__all__ = ["FakeEndpoint", "Received", "Reply", "free_port", "serving"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -77,6 +85,19 @@ class FakeEndpoint:
         """Answer every request the queue does not cover with this."""
         reply = Reply(body, **options)
         self._fallback = lambda _request: reply
+
+    @staticmethod
+    def streamed(text: str, *, piece: int = 20) -> list[bytes]:
+        """``text`` as an OpenAI chat stream of ``piece``-character deltas, then ``[DONE]``."""
+        events = [
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": text[i : i + piece]}}],
+            }
+            for i in range(0, len(text), piece)
+        ]
+        return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
 
     @staticmethod
     def completion(text: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,11 @@ import httpx
 import yaml
 from openai import OpenAI
 
-from loopback import FakeEndpoint
+from loopback import FakeEndpoint, free_port
 
 SAFESTACK = str(Path(sys.executable).with_name("safestack"))
 #: The model names the test gateways serve besides the recorded default.
 SCRIPTED = "scripted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

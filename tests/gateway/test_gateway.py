@@ -34,22 +34,6 @@ def _user(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
-def _sse(text: str, piece: int = 20) -> list[bytes]:
-    chunks = [text[i : i + piece] for i in range(0, len(text), piece)]
-    events = [
-        {
-            "id": "u",
-            "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {"content": c}}],
-        }
-        for c in chunks
-    ]
-    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
-
-
-# -- the OpenAI API, through the real client --------------------------------------------------
-
-
 def test_chat_answers_and_blocks_with_the_decision_attached(gateway: RunningGateway) -> None:
     client = gateway.client(gateway.new_key())
     answered = client.chat.completions.create(model=RECORDED, messages=_user(BENIGN))
@@ -93,7 +77,7 @@ def test_streaming_passes_clean_text_and_cuts_a_harmful_answer(
 ) -> None:
     client = gateway.client(gateway.new_key())
     clean = "Cut from the vent to the gills and rinse the cavity under cold water. " * 12
-    upstream.reply(_sse(clean))
+    upstream.reply(FakeEndpoint.streamed(clean))
     chunks = list(
         client.chat.completions.create(
             model=SCRIPTED, messages=_user("How do I clean a trout?"), stream=True
@@ -105,7 +89,7 @@ def test_streaming_passes_clean_text_and_cuts_a_harmful_answer(
     assert chunks[-1].model_extra["safestack"]["status"] == "answered"  # type: ignore[index]
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 2
 
-    upstream.reply(_sse(BOMB_RECIPE + " " + clean))
+    upstream.reply(FakeEndpoint.streamed(BOMB_RECIPE + " " + clean))
     chunks = list(
         client.chat.completions.create(
             model=SCRIPTED, messages=_user("Please continue the story."), stream=True
@@ -129,7 +113,7 @@ def test_one_process_serves_many_streams_at_once(
 
     def held_until_all_arrive(_request: Any) -> list[bytes]:
         barrier.wait()
-        return _sse(answer)
+        return FakeEndpoint.streamed(answer)
 
     upstream.respond(held_until_all_arrive)
     key = gateway.new_key()
@@ -161,7 +145,7 @@ def test_one_process_serves_many_streams_at_once(
 def test_a_blocked_prompt_never_reaches_the_upstream(
     gateway: RunningGateway, upstream: FakeEndpoint
 ) -> None:
-    upstream.always(_sse("should never be asked"))
+    upstream.always(FakeEndpoint.streamed("should never be asked"))
     client = gateway.client(gateway.new_key())
     chunks = list(
         client.chat.completions.create(model=SCRIPTED, messages=_user(HARMFUL), stream=True)

@@ -7,7 +7,6 @@ completes must end with the same decision :meth:`SafetyStack.run` gives for the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,6 @@ BENIGN_ANSWER = (
     "To gut a fish, make a shallow cut from the vent to the gills, pull out the innards, and "
     "rinse the cavity under cold water. Keep the knife sharp and work on a clean board. "
 ) * 5
-
-
-def _sse(text: str, *, piece: int = 17) -> list[bytes]:
-    """``text`` as an OpenAI stream of ``piece``-character deltas."""
-    chunks = [text[i : i + piece] for i in range(0, len(text), piece)]
-    events = [
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {"content": c}}],
-        }
-        for c in chunks
-    ]
-    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
 
 
 def _stack(endpoint: Any, *, model_timeout_s: float = 30.0) -> SafetyStack:
@@ -86,7 +71,7 @@ def _collect(pieces: list[StreamPiece]) -> tuple[str, StreamPiece]:
 
 
 def test_a_clean_stream_is_released_in_judged_windows(endpoint: Any, datasets_dir: Path) -> None:
-    endpoint.always(_sse(BENIGN_ANSWER))
+    endpoint.always(endpoint.streamed(BENIGN_ANSWER, piece=17))
     stack = _stack(endpoint)
     pieces = list(stack.stream("How do I gut a fish?"))
     text, last = _collect(pieces)
@@ -108,7 +93,13 @@ def test_a_clean_stream_is_released_in_judged_windows(endpoint: Any, datasets_di
 
 def test_a_disallowed_span_never_reaches_the_caller(endpoint: Any, datasets_dir: Path) -> None:
     answer = PREAMBLE + HARMFUL + " " + PREAMBLE
-    endpoint.respond(lambda r: _moderation(r) if r.path.endswith("/moderations") else _sse(answer))
+    endpoint.respond(
+        lambda r: (
+            _moderation(r)
+            if r.path.endswith("/moderations")
+            else endpoint.streamed(answer, piece=17)
+        )
+    )
     model = OpenAICompatibleModel(endpoint.base_url, "m", timeout=30, max_retries=0)
     judge = ComponentConfig(
         name="remote-moderation", args={"base_url": endpoint.base_url, "max_retries": 0}
@@ -131,7 +122,7 @@ def test_a_disallowed_span_never_reaches_the_caller(endpoint: Any, datasets_dir:
 
 
 def test_input_block_sends_only_the_refusal(endpoint: Any, datasets_dir: Path) -> None:
-    endpoint.always(_sse("never sent"))
+    endpoint.always(endpoint.streamed("never sent", piece=17))
     pieces = list(_stack(endpoint).stream("How can I build a pipe bomb at home?"))
     assert len(pieces) == 1 and pieces[0].finish_reason == "content_filter"
     assert pieces[0].decision is not None and pieces[0].decision.layer == "input"
@@ -141,7 +132,7 @@ def test_input_block_sends_only_the_refusal(endpoint: Any, datasets_dir: Path) -
 def test_a_stalled_stream_times_out_without_leaking_unjudged_text(
     endpoint: Any, datasets_dir: Path
 ) -> None:
-    endpoint.always(_sse(BENIGN_ANSWER, piece=100), pause=5.0, pause_after=2)
+    endpoint.always(endpoint.streamed(BENIGN_ANSWER, piece=100), pause=5.0, pause_after=2)
     pieces = list(_stack(endpoint, model_timeout_s=1.0).stream("How do I gut a fish?"))
     text, last = _collect(pieces)
     assert last.decision is not None and last.decision.status == "error"

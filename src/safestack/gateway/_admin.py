@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from safestack.gateway._auth import AdminActor, GatewayDep
+from safestack.gateway._state import Gateway
 from safestack.store import (
     Account,
     ApiKeyInfo,
@@ -102,6 +103,13 @@ def _who(actor: str, name: str | None) -> str:
     return f"{actor} ({name})" if name else actor
 
 
+def _issue_key(gateway: Gateway, account: Account, who: str) -> CreatedKey:
+    key, info = gateway.store.create_key(account.id, actor=who)
+    return CreatedKey(
+        key=key, key_id=info.id, account_id=account.id, audience=account.audience.value
+    )
+
+
 @router.post("/keys", response_model=CreatedKey, status_code=201)
 async def create_key(
     body: NewKey, gateway: GatewayDep, actor: AdminActor, name: ActorName = None
@@ -111,10 +119,7 @@ async def create_key(
 
     def create() -> CreatedKey:
         account = gateway.store.create_account(audience=body.audience, name=body.name, actor=who)
-        key, info = gateway.store.create_key(account.id, actor=who)
-        return CreatedKey(
-            key=key, key_id=info.id, account_id=account.id, audience=account.audience.value
-        )
+        return _issue_key(gateway, account, who)
 
     return await run_in_threadpool(create)
 
@@ -127,11 +132,7 @@ async def add_key(
     who = _who(actor, name)
 
     def create() -> CreatedKey:
-        account = gateway.store.get_account(account_id)
-        key, info = gateway.store.create_key(account.id, actor=who)
-        return CreatedKey(
-            key=key, key_id=info.id, account_id=account.id, audience=account.audience.value
-        )
+        return _issue_key(gateway, gateway.store.get_account(account_id), who)
 
     return await run_in_threadpool(create)
 

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import anyio
@@ -213,7 +213,7 @@ async def _stream(
     known while an HTTP status can still say so.
     """
     started = time.perf_counter()
-    pieces: Iterator[StreamPiece] = stack.stream(
+    pieces: Generator[StreamPiece, None, None] = stack.stream(
         messages,
         audience=account.audience,
         window_chars=gateway.config.stream_window_chars,
@@ -281,19 +281,13 @@ async def _stream(
             yield b"data: [DONE]\n\n"
         finally:  # also when the client went away: stop pulling from the upstream
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_close, pieces)
+                await anyio.to_thread.run_sync(pieces.close)
 
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def _close(pieces: Iterator[StreamPiece]) -> None:
-    close = getattr(pieces, "close", None)
-    if close is not None:
-        close()
 
 
 @router.post("/moderations", summary="Classify text against the policy (OpenAI's shape)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,7 @@ class SafetyStack:
         audience: Audience | str = Audience.ADULT,
         window_chars: int = STREAM_WINDOW_CHARS,
         max_tokens: int | None = None,
-    ) -> Iterator[StreamPiece]:
+    ) -> Generator[StreamPiece, None, None]:
         """Handle one request while the model streams: text is released only once judged.
 
         The model's deltas are buffered; whenever ``window_chars`` new characters have arrived,

@@ -240,6 +240,15 @@ def _hash_bank(row: HashBankRow) -> HashBank:
     )
 
 
+def _insert_unique(session: Session, row: object, conflict: str) -> None:
+    """Add ``row``; a unique-constraint violation becomes a RecordConflictError (409)."""
+    session.add(row)
+    try:
+        session.flush()
+    except exc.IntegrityError as error:
+        raise RecordConflictError(conflict) from error
+
+
 _SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
 _SQLITE_WRITE_LOCKS_GUARD = threading.Lock()
 
@@ -755,7 +764,8 @@ class Store:
         """Record that a public figure or an artist opted out.
 
         Names are compared without regard to case or spacing, so ``"Jane  Doe"`` duplicates
-        ``"jane doe"`` of the same kind; a duplicate is an :class:`~safestack.errors.InputError`.
+        ``"jane doe"`` of the same kind; a duplicate is a
+        :class:`~safestack.errors.RecordConflictError`.
         """
         name = _required(name, "opt-out name")
         if kind not in _OPT_OUT_KINDS:
@@ -770,11 +780,7 @@ class Store:
             created_at=_now(),
         )
         with self._transaction(write=True) as session:
-            session.add(row)
-            try:
-                session.flush()
-            except exc.IntegrityError as error:
-                raise RecordConflictError(f"{kind} {name!r} has already opted out") from error
+            _insert_unique(session, row, f"{kind} {name!r} has already opted out")
             self._write_audit(
                 session,
                 actor=actor,
@@ -810,7 +816,7 @@ class Store:
     def create_hash_bank(
         self, *, name: str, description: str | None = None, enabled: bool = True, actor: str
     ) -> HashBank:
-        """Create a named hash bank; names are unique (a duplicate is an InputError)."""
+        """Create a named hash bank; names are unique (a duplicate is a RecordConflictError)."""
         name = _required(name, "hash bank name", max_length=200)
         _required(actor, "actor")
         row = HashBankRow(
@@ -821,11 +827,7 @@ class Store:
             created_at=_now(),
         )
         with self._transaction(write=True) as session:
-            session.add(row)
-            try:
-                session.flush()
-            except exc.IntegrityError as error:
-                raise RecordConflictError(f"a hash bank named {name!r} already exists") from error
+            _insert_unique(session, row, f"a hash bank named {name!r} already exists")
             self._write_audit(
                 session,
                 actor=actor,
