@@ -37,6 +37,7 @@ class RunningGateway:
     log_path: Path
     database_url: str
     _keys: list[str] = field(default_factory=list)
+    _clients: list[OpenAI] = field(default_factory=list)
 
     @property
     def v1(self) -> str:
@@ -58,7 +59,9 @@ class RunningGateway:
     def client(self, key: str, **kwargs: Any) -> OpenAI:
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("timeout", 30)
-        return OpenAI(base_url=self.v1, api_key=key, **kwargs)
+        client = OpenAI(base_url=self.v1, api_key=key, **kwargs)
+        self._clients.append(client)  # closed by stop_gateway: no pooled socket outlives a test
+        return client
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -106,6 +109,9 @@ def start_gateway(
 
 
 def stop_gateway(gateway: RunningGateway) -> None:
+    for client in gateway._clients:
+        client.close()
+    gateway._clients.clear()
     if gateway.process.poll() is None:
         gateway.process.terminate()
         try:

@@ -94,7 +94,7 @@ def create_app(
         threading.Thread(target=gateway.warm_up, name="safestack-warm-up", daemon=True).start()
         log.info("gateway ready to accept requests; store %s", gateway.store.url)
         yield
-        gateway.store.close()
+        gateway.close()
 
     app = FastAPI(
         title="safestack gateway",

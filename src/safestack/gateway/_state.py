@@ -15,6 +15,7 @@ import anyio
 
 from safestack.gateway._config import DEFAULT_MODEL_NAME, GatewayConfig
 from safestack.gateway._metrics import GatewayMetrics
+from safestack.http_endpoint import HTTPEndpoint
 from safestack.models import OpenAICompatibleModel
 from safestack.policy import Audience
 from safestack.stack import SafetyStack
@@ -66,6 +67,13 @@ class Gateway:
         """Who an admin action is recorded as: a fingerprint of the key, never the key."""
         digest = hashlib.sha256((self.admin_key or "").encode()).hexdigest()[:12]
         return f"admin:{digest}"
+
+    def close(self) -> None:
+        """Release the database and the upstreams' pooled connections when the app stops."""
+        self.store.close()
+        for stack in self.stacks.values():
+            if isinstance(stack.model, HTTPEndpoint):
+                stack.model.close()
 
     def is_admin_key(self, presented: str) -> bool:
         return self.admin_key is not None and hmac.compare_digest(

@@ -96,6 +96,8 @@ def normalize_url(url: str) -> URL:
 
 _POOL_SIZE = 10
 _POOL_OVERFLOW = 40
+
+
 def create_store_engine(
     url: URL, *, connect_timeout_s: float, busy_timeout_s: float = 30.0
 ) -> Engine:
