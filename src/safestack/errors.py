@@ -10,6 +10,8 @@ The tree::
     ├── ConfigError            a configuration file (e.g. a stack file) is missing or invalid
     │   └── PolicyError        a policy file is missing, malformed or inconsistent
     ├── InputError             content handed to safestack is not usable (wrong type, bad encoding)
+    │   └── ImageError         an image cannot be decoded safely (broken, unsupported, a bomb)
+    │       └── ImageTooLargeError  the image's bytes exceed the size limit (413)
     ├── DataError              a training / evaluation data set is missing or malformed
     ├── UnknownComponentError  a registry name does not exist
     ├── ClassifierError        a classifier could not produce a verdict
@@ -36,6 +38,8 @@ __all__ = [
     "ClassifierError",
     "ConfigError",
     "DataError",
+    "ImageError",
+    "ImageTooLargeError",
     "InputError",
     "ModelError",
     "ModelTimeoutError",
@@ -82,6 +86,27 @@ class PolicyError(ConfigError):
 
 class InputError(SafestackError):
     """Content given to a classifier or command cannot be used as it is."""
+
+
+class ImageError(InputError):
+    """An image cannot be decoded safely: broken, truncated, unsupported, or a decompression bomb.
+
+    ``code`` is a stable machine-readable reason (``image_unreadable``, ``image_unsupported``,
+    ``image_too_many_pixels``, ``image_too_many_frames``, ``image_too_large``) that the gateway
+    returns in its error body. An image that cannot be decoded is never passed on: every check
+    that needs pixels (classifiers, perceptual hashes) would otherwise be skipped.
+    """
+
+    def __init__(self, message: str, *, code: str = "image_unreadable") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ImageTooLargeError(ImageError):
+    """The image's encoded size exceeds the configured limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="image_too_large")
 
 
 class DataError(SafestackError):

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -41,6 +42,7 @@ __all__ = [
     "Base",
     "DecisionRow",
     "HashBankRow",
+    "HashEntryRow",
     "OptOutRow",
     "ReportRow",
     "UTCDateTime",
@@ -175,6 +177,15 @@ class ReportRow(Base):
     )
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Delivery to the configured report receiver (webhook): the row is the outbox, so a report
+    # survives a receiver that is down and is retried until delivered.
+    delivery_status: Mapped[str] = mapped_column(
+        String(16), index=True, server_default="not_configured"
+    )
+    delivery_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class OptOutRow(Base):
@@ -192,10 +203,15 @@ class OptOutRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    aliases: Mapped[list[str]] = mapped_column(JSONDocument, server_default="[]")
 
 
 class HashBankRow(Base):
-    """A named hash bank (its hashes arrive with the image-safety work)."""
+    """A named hash bank and what a match against it does (reject, report, ban).
+
+    ``updated_at`` moves whenever the bank or its entries change, so a matcher in any replica can
+    tell cheaply that its in-memory index is stale.
+    """
 
     __tablename__ = "hash_banks"
 
@@ -203,4 +219,29 @@ class HashBankRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action_reject: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    action_report: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    action_ban: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HashEntryRow(Base):
+    """One known-bad hash in a bank: ``hash_type`` is sha256, md5 or pdq; ``value`` lower hex."""
+
+    __tablename__ = "hash_entries"
+    __table_args__ = (
+        UniqueConstraint("bank_id", "hash_type", "value", name="uq_hash_entries_bank_id"),
+        CheckConstraint("hash_type IN ('sha256', 'md5', 'pdq')", name="type"),
+        Index("ix_hash_entries_hash_type_value", "hash_type", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    bank_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("hash_banks.id", ondelete="CASCADE")
+    )
+    hash_type: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
