@@ -204,6 +204,8 @@ class OptOutRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     aliases: Mapped[list[str]] = mapped_column(JSONDocument, server_default="[]")
+    # Face descriptors of reference photos (one list of floats per photo), never the photos.
+    face_embeddings: Mapped[list[list[float]]] = mapped_column(JSONDocument, server_default="[]")
 
 
 class HashBankRow(Base):

@@ -1,4 +1,5 @@
-"""Image safety: hash entries, per-bank actions, report delivery, opt-out aliases.
+"""Image safety: hash entries, per-bank actions, report delivery, opt-out aliases and
+reference face embeddings.
 
 Revision ID: 0002
 Revises: 0001
@@ -87,10 +88,14 @@ def upgrade() -> None:
     op.create_index("ix_reports_delivery_status", "reports", ["delivery_status"])
     with op.batch_alter_table("opt_outs") as batch:
         batch.add_column(sa.Column("aliases", _json(), nullable=False, server_default="[]"))
+        batch.add_column(
+            sa.Column("face_embeddings", _json(), nullable=False, server_default="[]")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("opt_outs") as batch:
+        batch.drop_column("face_embeddings")
         batch.drop_column("aliases")
     op.drop_index("ix_reports_delivery_status", table_name="reports")
     with op.batch_alter_table("reports") as batch:
