@@ -223,15 +223,26 @@ class HTTPEndpoint:
         *,
         stream: bool = False,
         headers: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
-        """POST with retries; the 2xx response (its body unread when ``stream``)."""
+        """POST with retries; the 2xx response (its body unread when ``stream``).
+
+        With ``files`` the request is ``multipart/form-data`` (``payload`` becomes its form
+        fields), as image-edit endpoints take it; otherwise ``payload`` is sent as JSON.
+        """
         client = self._http()
         where = self._where(path)
         attempts = 1 + self.max_retries
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                request = client.build_request("POST", path, json=payload, headers=headers)
+                if files is None:
+                    request = client.build_request("POST", path, json=payload, headers=headers)
+                else:
+                    form = {k: str(v) for k, v in payload.items() if v is not None}
+                    request = client.build_request(
+                        "POST", path, data=form, files=files, headers=headers
+                    )
                 response = client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 raise self._timeout_error(
@@ -267,9 +278,16 @@ class HTTPEndpoint:
             return response
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        """POST ``payload`` as JSON to ``base_url/path``; the decoded JSON body of a 2xx answer."""
-        response = self._send(path, payload)
+    def _post(
+        self,
+        path: str,
+        payload: dict[str, Any],
+        *,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
+        """POST ``payload`` (JSON, or a form with ``files``) to ``base_url/path``; the decoded
+        JSON body of a 2xx answer."""
+        response = self._send(path, payload, files=files)
         try:
             return response.json()
         except ValueError as exc:

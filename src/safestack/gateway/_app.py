@@ -7,7 +7,9 @@ under the same request id.
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -28,18 +30,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from safestack import __version__
 from safestack.errors import (
     ConfigError,
+    ImageError,
+    ImageTooLargeError,
     InputError,
     RecordConflictError,
     RecordNotFoundError,
     StoreUnavailableError,
 )
-from safestack.gateway import _admin, _v1
+from safestack.gateway import _admin, _images, _v1
 from safestack.gateway._auth import HTTPProblem
 from safestack.gateway._config import GatewayConfig
+from safestack.gateway._image_files import ImageFiles
 from safestack.gateway._limits import BodyLimits
-from safestack.gateway._state import Gateway, build_stacks
+from safestack.gateway._state import (
+    Gateway,
+    build_image_checks,
+    build_image_stacks,
+    build_stacks,
+    image_directory,
+)
 from safestack.gateway._wire import ErrorBody, error_body
-from safestack.stack import SafetyStack
+from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
 
 __all__ = ["MIN_ADMIN_KEY_CHARS", "create_app"]
@@ -58,13 +69,16 @@ def create_app(
     enable_admin: bool = True,
     store: Store | None = None,
     stack: SafetyStack | None = None,
+    image_stack: ImageSafetyStack | None = None,
 ) -> FastAPI:
     """The gateway as an ASGI app (serve it with uvicorn, or ``safestack serve``).
 
     ``admin_key`` is required while ``enable_admin`` is true (the admin API never runs
     unauthenticated); with ``enable_admin=False`` the ``/admin`` routes do not exist. ``store``
-    and ``stack`` default to the configuration's. The store is migrated at start-up and the
-    classifiers load in the background (``/readyz`` answers 503 until they have).
+    and ``stack`` default to the configuration's; ``image_stack`` (the image checks, around any
+    image model) defaults to every image check around the configured image upstreams. The store
+    is migrated at start-up and the classifiers load in the background (``/readyz`` answers 503
+    until they have).
     """
     config = config or GatewayConfig()
     if enable_admin:
@@ -80,11 +94,23 @@ def create_app(
                 f"{MIN_ADMIN_KEY_CHARS} random characters (e.g. `openssl rand -hex 32`)",
                 path=_ADMIN_KEY_SOURCE,
             )
+    store = store or Store(config.database_url)
+    stacks = build_stacks(config, stack)
+    base = next(iter(stacks.values()))
+    image_base = image_stack or build_image_checks(config, base, store)
     gateway = Gateway(
         config=config,
-        store=store or Store(config.database_url),
-        stacks=build_stacks(config, stack),
+        store=store,
+        stacks=stacks,
         admin_key=admin_key if enable_admin else None,
+        image_stacks=build_image_stacks(config, image_base),
+        # Links signed with a key derived from the admin key work on every replica; without
+        # an admin API, a per-process secret (links then work on this replica only).
+        image_files=ImageFiles(
+            image_directory(config),
+            secret=admin_key or secrets.token_hex(32),
+            ttl_s=config.image_url_ttl_s,
+        ),
     )
 
     @asynccontextmanager
@@ -104,6 +130,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.include_router(_v1.router)
+    app.include_router(_images.router)
     if enable_admin:
         app.include_router(_admin.router)
     _add_health_routes(app, gateway)
@@ -111,7 +138,11 @@ def create_app(
     _document_errors(app)
     app.add_middleware(RequestContext, gateway=gateway)
     app.add_middleware(
-        BodyLimits, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s
+        BodyLimits,
+        max_body_bytes=config.max_body_bytes,
+        body_timeout_s=config.body_timeout_s,
+        # An edit carries an image and a mask, each up to max_upload_bytes, and form fields.
+        larger_bodies={"/v1/images/edits": 2 * config.max_upload_bytes + 1_048_576},
     )
     return app
 
@@ -235,7 +266,7 @@ def _problem(request: Request, status: int, **fields: Any) -> JSONResponse:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPProblem)
     async def on_problem(request: Request, exc: HTTPProblem) -> JSONResponse:
-        return _problem(
+        response = _problem(
             request,
             exc.status,
             message=exc.message,
@@ -244,6 +275,11 @@ def _add_error_handlers(app: FastAPI) -> None:
             param=exc.param,
             reason=exc.reason,
         )
+        if exc.extra:
+            body = json.loads(response.body)
+            body.update(exc.extra)
+            return JSONResponse(body, status_code=exc.status)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -257,6 +293,13 @@ def _add_error_handlers(app: FastAPI) -> None:
                 parts.append(f"{where}: {e.get('msg', 'invalid')}")
             message = "; ".join(parts)
         return _problem(request, 400, message=message, type="invalid_request_error")
+
+    @app.exception_handler(ImageError)
+    async def on_image(request: Request, exc: ImageError) -> JSONResponse:
+        status = 413 if isinstance(exc, ImageTooLargeError) else 400
+        return _problem(
+            request, status, message=str(exc), type="invalid_request_error", code=exc.code
+        )
 
     @app.exception_handler(InputError)
     async def on_input(request: Request, exc: InputError) -> JSONResponse:
@@ -379,6 +422,8 @@ _ROUTES = frozenset(
         "/v1/chat/completions",
         "/v1/moderations",
         "/v1/models",
+        "/v1/images/generations",
+        "/v1/images/edits",
         "/healthz",
         "/readyz",
         "/metrics",

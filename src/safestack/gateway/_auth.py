@@ -6,7 +6,7 @@ replica is enforced by all of them on the next request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -35,10 +35,12 @@ class HTTPProblem(Exception):
         code: str | None = None,
         param: str | None = None,
         reason: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
         self.code, self.param, self.reason = code, param, reason
+        self.extra = extra  # top-level fields beside "error" (e.g. the safestack decision)
 
 
 def gateway_of(request: Request) -> Gateway:

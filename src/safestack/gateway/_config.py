@@ -19,10 +19,18 @@ from safestack.errors import ConfigError
 from safestack.store import StrikePolicy
 from safestack.yaml_config import load_yaml_model
 
-__all__ = ["DEFAULT_MODEL_NAME", "GatewayConfig", "UpstreamConfig", "load_gateway_config"]
+__all__ = [
+    "DEFAULT_IMAGE_MODEL_NAME",
+    "DEFAULT_MODEL_NAME",
+    "GatewayConfig",
+    "UpstreamConfig",
+    "load_gateway_config",
+]
 
 #: The model name served when no upstream is configured: the stack's own (recorded) model.
 DEFAULT_MODEL_NAME = "safestack-recorded"
+#: The image model served when no image upstream is configured: public-domain sample photos.
+DEFAULT_IMAGE_MODEL_NAME = "safestack-sample-photos"
 
 
 class _Strict(BaseModel):
@@ -82,6 +90,29 @@ class GatewayConfig(_Strict):
         description="Also serve the stack's own model (the recorded default) as "
         "'safestack-recorded' beside the upstreams. Always on when 'models' is empty.",
     )
+    image_models: dict[str, UpstreamConfig] = Field(
+        default_factory=dict,
+        description="Image model name → OpenAI-compatible images upstream (/images/generations, "
+        "/images/edits). Empty: one model, 'safestack-sample-photos', an offline stand-in that "
+        "returns public-domain photographs (it generates nothing).",
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest image accepted by /v1/images/edits (image and mask each); larger "
+        "uploads get 413. The request body may be up to twice this plus 1 MiB.",
+    )
+    image_url_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a response_format=url link stays valid (signed, no key needed).",
+    )
+    image_dir: str | None = Field(
+        default=None,
+        description="Where images handed out as URLs are kept until they expire. Default: "
+        "'images' beside the SQLite file, or in the user's data directory. Replicas behind one "
+        "load balancer need a shared directory for URL responses (b64_json needs none).",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL (sqlite:///… or postgresql://…). Default: "
@@ -119,7 +150,7 @@ class GatewayConfig(_Strict):
         "on the event loop.",
     )
 
-    @field_validator("models")
+    @field_validator("models", "image_models")
     @classmethod
     def _names(cls, value: dict[str, UpstreamConfig]) -> dict[str, UpstreamConfig]:
         for name in value:

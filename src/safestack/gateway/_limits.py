@@ -35,19 +35,29 @@ class _BodyProblem(HTTPException):
 class BodyLimits:
     """ASGI middleware enforcing the body size and the per-chunk body timeout."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        larger_bodies: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        # Exact paths (image uploads) that may carry more than max_body_bytes.
+        self.larger_bodies = dict(larger_bodies or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.larger_bodies.get(scope["path"], self.max_body_bytes)
+        setting = "max_upload_bytes" if scope["path"] in self.larger_bodies else "max_body_bytes"
         too_big = _BodyProblem(
             413,
-            f"request body larger than {limit:,} bytes (max_body_bytes); send less",
+            f"request body larger than {limit:,} bytes ({setting}); send less",
             "request_too_large",
         )
         declared = dict(scope["headers"]).get(b"content-length")

@@ -58,6 +58,12 @@ class GatewayMetrics:
             "Accounts suspended automatically after repeated violations.",
             registry=self.registry,
         )
+        self.hash_matches = Counter(
+            "safestack_hash_matches",
+            "Uploads and outputs that matched a known-bad hash bank, by bank.",
+            ["bank"],
+            registry=self.registry,
+        )
 
     def observe_decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.status, decision.layer or "none").inc()

@@ -10,18 +10,22 @@ import hashlib
 import hmac
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
+import platformdirs
 
-from safestack.gateway._config import DEFAULT_MODEL_NAME, GatewayConfig
+from safestack.gateway._config import DEFAULT_IMAGE_MODEL_NAME, DEFAULT_MODEL_NAME, GatewayConfig
+from safestack.gateway._image_files import ImageFiles
 from safestack.gateway._metrics import GatewayMetrics
 from safestack.http_endpoint import HTTPEndpoint
-from safestack.models import OpenAICompatibleModel
+from safestack.media import ImageLimits
+from safestack.models import OpenAICompatibleImageModel, OpenAICompatibleModel, SamplePhotosModel
 from safestack.policy import Audience
-from safestack.stack import SafetyStack
+from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
 
-__all__ = ["Gateway", "build_stacks"]
+__all__ = ["Gateway", "build_image_stacks", "build_stacks", "image_directory"]
 
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
@@ -46,6 +50,46 @@ def build_stacks(config: GatewayConfig, base: SafetyStack | None = None) -> dict
     return stacks
 
 
+def build_image_checks(config: GatewayConfig, base: SafetyStack, store: Store) -> ImageSafetyStack:
+    """Every image check, around the offline sample-photos model (see build_image_stacks).
+
+    Prompts go through the chat stack's own input layer (the same loaded text classifiers).
+    """
+    return ImageSafetyStack(
+        model=SamplePhotosModel(),
+        policy=base.policy,
+        prompt_layer=base.input_layer,
+        limits=ImageLimits(max_bytes=config.max_upload_bytes),
+        name=f"{base.name}+images",
+    )
+
+
+def build_image_stacks(
+    config: GatewayConfig, base: ImageSafetyStack
+) -> dict[str, ImageSafetyStack]:
+    """One image stack per served image model name, all sharing the same loaded checks."""
+    stacks: dict[str, ImageSafetyStack] = {}
+    if not config.image_models:
+        stacks[DEFAULT_IMAGE_MODEL_NAME] = base
+    for name, upstream in config.image_models.items():
+        model = OpenAICompatibleImageModel(
+            upstream.base_url,
+            upstream.model or name,
+            api_key=upstream.api_key(),
+            timeout=upstream.timeout_s,
+        )
+        stacks[name] = base.with_model(model, name=base.name)
+        stacks[name].model_timeout_s = upstream.timeout_s
+    return stacks
+
+
+def image_directory(config: GatewayConfig) -> Path:
+    """Where URL-response images are kept (see :class:`ImageFiles`)."""
+    if config.image_dir is not None:
+        return Path(config.image_dir)
+    return Path(platformdirs.user_data_dir("safestack", appauthor=False)) / "images"
+
+
 @dataclass
 class Gateway:
     """The parts every route uses; built once by :func:`~safestack.gateway.create_app`."""
@@ -54,6 +98,8 @@ class Gateway:
     store: Store
     stacks: dict[str, SafetyStack]
     admin_key: str | None
+    image_stacks: dict[str, ImageSafetyStack]
+    image_files: ImageFiles
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None
@@ -71,9 +117,11 @@ class Gateway:
     def close(self) -> None:
         """Release the database and the upstreams' pooled connections when the app stops."""
         self.store.close()
-        for stack in self.stacks.values():
-            if isinstance(stack.model, HTTPEndpoint):
-                stack.model.close()
+        models = [s.model for s in self.stacks.values()]
+        models += [s.model for s in self.image_stacks.values()]
+        for model in models:
+            if isinstance(model, HTTPEndpoint):
+                model.close()
 
     def is_admin_key(self, presented: str) -> bool:
         return self.admin_key is not None and hmac.compare_digest(
@@ -91,8 +139,10 @@ class Gateway:
         """Load every classifier for both audiences; ``/readyz`` says ready only after this."""
         try:
             stack = next(iter(self.stacks.values()))
+            images = next(iter(self.image_stacks.values()))
             for audience in Audience:
                 stack.warm_up(audience)
+                images.warm_up(audience)
         except Exception as exc:  # reported by /readyz; requests still get the layer's failure mode
             self.load_error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -25,6 +25,7 @@ from safestack.stack._config import (
     stack_config_from_yaml,
 )
 from safestack.stack._decision import Decision, LayerTrace, StackResult
+from safestack.stack._images import HashMatching, ImageResult, ImageSafetyStack
 from safestack.stack._layers import InputLayer, ModelRefusalCheck, OutputLayer
 from safestack.stack._refusal import refusal_message
 from safestack.stack._stack import STREAM_WINDOW_CHARS, SafetyStack, StreamPiece
@@ -34,6 +35,9 @@ __all__ = [
     "STREAM_WINDOW_CHARS",
     "ComponentConfig",
     "Decision",
+    "HashMatching",
+    "ImageResult",
+    "ImageSafetyStack",
     "InputLayer",
     "InputLayerConfig",
     "LayerTrace",
