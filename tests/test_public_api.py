@@ -47,12 +47,16 @@ def test_classify_exports() -> None:
 def test_models_exports() -> None:
     assert safestack.models.__all__ == [
         "RECORDED_SETUPS",
+        "SAMPLE_PHOTOS_MODEL",
         "ChatMessage",
+        "ImageModel",
         "ModelAdapter",
         "ModelReply",
         "ModelSpec",
+        "OpenAICompatibleImageModel",
         "OpenAICompatibleModel",
         "RecordedModel",
+        "SamplePhotosModel",
         "create_model",
         "model_names",
         "register_model",

@@ -278,16 +278,17 @@ class HTTPEndpoint:
             return response
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _post(
-        self,
-        path: str,
-        payload: dict[str, Any],
-        *,
-        files: dict[str, tuple[str, bytes, str]] | None = None,
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        """POST ``payload`` as JSON to ``base_url/path``; the decoded JSON body of a 2xx answer."""
+        return self._json_of(path, self._send(path, payload))
+
+    def _post_form(
+        self, path: str, form: dict[str, Any], files: dict[str, tuple[str, bytes, str]]
     ) -> Any:
-        """POST ``payload`` (JSON, or a form with ``files``) to ``base_url/path``; the decoded
-        JSON body of a 2xx answer."""
-        response = self._send(path, payload, files=files)
+        """POST a multipart form with ``files``; the decoded JSON body of a 2xx answer."""
+        return self._json_of(path, self._send(path, form, files=files))
+
+    def _json_of(self, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError as exc:

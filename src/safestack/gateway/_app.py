@@ -50,6 +50,8 @@ from safestack.gateway._state import (
     image_directory,
 )
 from safestack.gateway._wire import ErrorBody, error_body
+from safestack.hashing._enforce import Enforcer
+from safestack.hashing._reports import ReportDeliverer
 from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
 
@@ -111,15 +113,23 @@ def create_app(
             secret=admin_key or secrets.token_hex(32),
             ttl_s=config.image_url_ttl_s,
         ),
+        enforcer=Enforcer(store, receiver=config.reports),
     )
+    # Reports of known-bad media go out through the store as an outbox; every replica runs a
+    # deliverer and they never send the same report at once (see ReportDeliverer).
+    deliverer = ReportDeliverer(store, config.reports) if config.reports is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.limiter = anyio.CapacityLimiter(config.workers)
         await run_in_threadpool(gateway.store.migrate)
         threading.Thread(target=gateway.warm_up, name="safestack-warm-up", daemon=True).start()
+        if deliverer is not None:
+            deliverer.start()
         log.info("gateway ready to accept requests; store %s", gateway.store.url)
         yield
+        if deliverer is not None:
+            await run_in_threadpool(deliverer.stop)
         gateway.close()
 
     app = FastAPI(
@@ -276,7 +286,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             reason=exc.reason,
         )
         if exc.extra:
-            body = json.loads(response.body)
+            body = json.loads(bytes(response.body))
             body.update(exc.extra)
             return JSONResponse(body, status_code=exc.status)
         return response

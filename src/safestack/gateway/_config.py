@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from safestack.errors import ConfigError
+from safestack.hashing._reports import ReportReceiverConfig
 from safestack.store import StrikePolicy
 from safestack.yaml_config import load_yaml_model
 
@@ -121,6 +122,12 @@ class GatewayConfig(_Strict):
     strikes: StrikePolicy = Field(
         default_factory=StrikePolicy,
         description="Blocked requests in high-severity categories that suspend an account.",
+    )
+    reports: ReportReceiverConfig | None = Field(
+        default=None,
+        description="Where reports of known-bad media matches are delivered (a signed webhook, "
+        "retried until it answers 2xx) and who files them. None: reports stay in the store "
+        "for review and export (GET /admin/reports/{id}/export).",
     )
     max_body_bytes: int = Field(
         default=1_048_576,

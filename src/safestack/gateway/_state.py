@@ -18,6 +18,7 @@ import platformdirs
 from safestack.gateway._config import DEFAULT_IMAGE_MODEL_NAME, DEFAULT_MODEL_NAME, GatewayConfig
 from safestack.gateway._image_files import ImageFiles
 from safestack.gateway._metrics import GatewayMetrics
+from safestack.hashing._enforce import Enforcer
 from safestack.http_endpoint import HTTPEndpoint
 from safestack.media import ImageLimits
 from safestack.models import OpenAICompatibleImageModel, OpenAICompatibleModel, SamplePhotosModel
@@ -100,6 +101,7 @@ class Gateway:
     admin_key: str | None
     image_stacks: dict[str, ImageSafetyStack]
     image_files: ImageFiles
+    enforcer: Enforcer
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None
@@ -117,7 +119,7 @@ class Gateway:
     def close(self) -> None:
         """Release the database and the upstreams' pooled connections when the app stops."""
         self.store.close()
-        models = [s.model for s in self.stacks.values()]
+        models: list[object] = [s.model for s in self.stacks.values()]
         models += [s.model for s in self.image_stacks.values()]
         for model in models:
             if isinstance(model, HTTPEndpoint):

@@ -149,7 +149,7 @@ class OpenAICompatibleImageModel(HTTPEndpoint):
         files = {"image": ("image.png", image, "image/png")}
         if mask is not None:
             files["mask"] = ("mask.png", mask, "image/png")
-        return self._images("images/edits", self._post("images/edits", form, files=files))
+        return self._images("images/edits", self._post_form("images/edits", form, files))
 
     def _images(self, path: str, body: Any) -> list[bytes]:
         where = self._where(path)
