@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from safestack import __version__
+from safestack.classify.rules import NameRegistry
 from safestack.errors import (
     ConfigError,
     ImageError,
@@ -99,7 +100,8 @@ def create_app(
     store = store or Store(config.database_url)
     stacks = build_stacks(config, stack)
     base = next(iter(stacks.values()))
-    image_base = image_stack or build_image_checks(config, base, store)
+    names = NameRegistry()
+    image_base = image_stack or build_image_checks(config, base, names)
     gateway = Gateway(
         config=config,
         store=store,
@@ -114,6 +116,7 @@ def create_app(
             ttl_s=config.image_url_ttl_s,
         ),
         enforcer=Enforcer(store, receiver=config.reports),
+        opt_out_names=names,
     )
     # Reports of known-bad media go out through the store as an outbox; every replica runs a
     # deliverer and they never send the same report at once (see ReportDeliverer).

@@ -90,10 +90,12 @@ async def generations(
 ) -> Any:
     name, stack = _image_stack(gateway, body.model)
     started = time.perf_counter()
-    result = await anyio.to_thread.run_sync(
-        lambda: stack.generate(body.prompt, audience=account.audience, n=body.n, size=body.size),
-        limiter=gateway.limiter,
-    )
+
+    def run() -> ImageResult:
+        gateway.refresh_opt_outs()
+        return stack.generate(body.prompt, audience=account.audience, n=body.n, size=body.size)
+
+    result = await anyio.to_thread.run_sync(run, limiter=gateway.limiter)
     return await _answer(
         gateway, account, request, "images.generations", name, body, result, started
     )
@@ -141,17 +143,19 @@ async def edits(gateway: GatewayDep, account: Caller, request: Request) -> Any:
         raise HTTPProblem(400, describe_validation_error(exc)) from None
     name, stack = _image_stack(gateway, options.model)
     started = time.perf_counter()
-    result = await anyio.to_thread.run_sync(
-        lambda: stack.edit(
+
+    def run() -> ImageResult:
+        gateway.refresh_opt_outs()
+        return stack.edit(
             image,
             options.prompt,
             audience=account.audience,
             mask=mask,
             n=options.n,
             size=options.size,
-        ),
-        limiter=gateway.limiter,
-    )
+        )
+
+    result = await anyio.to_thread.run_sync(run, limiter=gateway.limiter)
     return await _answer(gateway, account, request, "images.edits", name, options, result, started)
 
 

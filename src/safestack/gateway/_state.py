@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import platformdirs
 
+from safestack.classify.rules import ArtistStyleRule, NameRegistry, PublicFigureRule
 from safestack.gateway._config import DEFAULT_IMAGE_MODEL_NAME, DEFAULT_MODEL_NAME, GatewayConfig
 from safestack.gateway._image_files import ImageFiles
 from safestack.gateway._metrics import GatewayMetrics
@@ -28,6 +30,8 @@ from safestack.store import Store
 
 __all__ = ["Gateway", "build_image_stacks", "build_stacks", "image_directory"]
 
+#: How stale the in-memory opt-out list may get (seconds) before an image request re-reads it.
+OPT_OUT_REFRESH_S = 2.0
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -51,15 +55,19 @@ def build_stacks(config: GatewayConfig, base: SafetyStack | None = None) -> dict
     return stacks
 
 
-def build_image_checks(config: GatewayConfig, base: SafetyStack, store: Store) -> ImageSafetyStack:
+def build_image_checks(
+    config: GatewayConfig, base: SafetyStack, names: NameRegistry
+) -> ImageSafetyStack:
     """Every image check, around the offline sample-photos model (see build_image_stacks).
 
-    Prompts go through the chat stack's own input layer (the same loaded text classifiers).
+    Prompts go through the chat stack's own input layer (the same loaded text classifiers),
+    then the living-artist and public-figure rules, which read the opt-outs through ``names``.
     """
     return ImageSafetyStack(
         model=SamplePhotosModel(),
         policy=base.policy,
         prompt_layer=base.input_layer,
+        prompt_rules=[ArtistStyleRule(registry=names), PublicFigureRule(registry=names)],
         limits=ImageLimits(max_bytes=config.max_upload_bytes),
         name=f"{base.name}+images",
     )
@@ -102,10 +110,12 @@ class Gateway:
     image_stacks: dict[str, ImageSafetyStack]
     image_files: ImageFiles
     enforcer: Enforcer
+    opt_out_names: NameRegistry
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
+    opt_outs_read_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.policy = next(iter(self.stacks.values())).policy
@@ -124,6 +134,19 @@ class Gateway:
         for model in models:
             if isinstance(model, HTTPEndpoint):
                 model.close()
+
+    def refresh_opt_outs(self, max_age_s: float = OPT_OUT_REFRESH_S) -> None:
+        """Re-read the opt-outs if the copy in memory is older than ``max_age_s``.
+
+        Called before every image request (in its worker thread): an opt-out added through any
+        replica is enforced by every replica within ``max_age_s`` seconds, at the cost of one
+        small query per interval, not per request.
+        """
+        now = time.monotonic()
+        if now - self.opt_outs_read_at < max_age_s:
+            return
+        self.opt_out_names.refresh(self.store.list_opt_outs())
+        self.opt_outs_read_at = now
 
     def is_admin_key(self, presented: str) -> bool:
         return self.admin_key is not None and hmac.compare_digest(

@@ -261,7 +261,9 @@ class ImageSafetyStack:
                     update={
                         "flagged": True,
                         "categories": [MINOR_EDIT_CATEGORY],
-                        "rationale": "edits of images of photorealistic minors are not allowed",
+                        "label": "photorealistic_minor_edit",
+                        "rationale": "the uploaded image appears to show a child, and edits "
+                        "of photorealistic images of minors are not allowed",
                     }
                 )
             if check.add(trace):
@@ -439,14 +441,18 @@ class ImageSafetyStack:
             rationale=acting.rationale,
             error=acting.error,
         )
-        refusal = refusal_message(
-            self.policy,
-            categories,
-            audience=check.audience,
-            reason="a safety check could not be completed" if failed else None,
-        )
-        if acting.rationale and not failed:
-            refusal = f"{refusal} ({acting.rationale})"
+        if acting.label and acting.rationale and not failed and acting.label != "known_bad_media":
+            # A specific rule acted (an artist's style, an opted-out person, a minor's photo):
+            # its own reason says more than the category's first rule. A known-bad match is
+            # never explained to the uploader (which bank, how close): that would teach evasion.
+            refusal = f"I can't create this image: {acting.rationale}."
+        else:
+            refusal = refusal_message(
+                self.policy,
+                categories,
+                audience=check.audience,
+                reason="a safety check could not be completed" if failed else None,
+            )
         return ImageResult(
             images=[],
             decision=decision,
