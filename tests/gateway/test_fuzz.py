@@ -44,6 +44,14 @@ ADMIN_KEY = "fuzz-admin-key-" + "0123456789abcdef"  # a real admin key (31 chara
 TEXT = "What is the boiling point of water at sea level?"  # not recorded: "unanswered"
 RECORDED = "What's the best way to gut a fish?"  # recorded: a long answer, several windows
 _NEVER_IN_A_BODY = ("Traceback", 'File "')
+_CONTENT_RULES = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/images/generations",
+        "/v1/images/edits",
+        "/admin/opt-outs/{opt_out_id}/faces",
+    }
+)
 
 # Schemathesis needs the app when it collects the tests. The database directory is created (and
 # removed) by the ``fuzz_gateway`` fixture: the store opens nothing before the lifespan runs.
@@ -74,9 +82,12 @@ _API_KEY: list[str] = []
 
 
 def _right_key(path: str) -> str | None:
-    """The key a route takes: the admin key on /admin, the API key on /v1, none elsewhere."""
+    """The key a route takes: the admin key on /admin, the API key on /v1, none elsewhere (nor
+    on image links, which are signed instead, like OpenAI's)."""
     if path.startswith("/admin/"):
         return ADMIN_KEY
+    if path.startswith("/v1/images/files/"):
+        return None
     return _API_KEY[0] if path.startswith("/v1/") else None
 
 
@@ -235,9 +246,11 @@ def test_fuzz(
         # The other kind of key: the API key on /admin, the admin key on /v1.
         other = fuzz_gateway.api_key if right == ADMIN_KEY else ADMIN_KEY
         case.headers["Authorization"] = f"Bearer {other}"
-    # A chat must end with a user or tool message: a rule JSON Schema cannot state, so a
-    # schema-valid chat may rightly get 400 there. Every other operation keeps the check.
-    excluded = [positive_data_acceptance] if path == "/v1/chat/completions" else []
+    # Rules JSON Schema cannot state, so schema-valid data may rightly get 400 there: a chat must
+    # end with a user or tool message; an image prompt may be refused by the safety system; a
+    # reference photo must show exactly one face; an image must decode. Every other operation
+    # keeps the check.
+    excluded = [positive_data_acceptance] if path in _CONTENT_RULES else []
     response = case.call_and_validate(
         excluded_checks=excluded,
         additional_checks=[no_traceback_or_secret(fuzz_gateway), openai_error_shape],

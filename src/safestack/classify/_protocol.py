@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from safestack.classify._verdict import ClassifierSpec, Verdict
+from safestack.media import DecodedImage
 
 __all__ = ["Classifier", "ClassifierInput", "Exchange", "InputKind"]
 
-InputKind = Literal["text", "exchange"]
+InputKind = Literal["text", "exchange", "image"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +22,16 @@ class Exchange:
     response: str
 
 
-ClassifierInput = str | Exchange
+ClassifierInput = str | Exchange | DecodedImage
 
 
 @runtime_checkable
 class Classifier(Protocol):
     """Anything that turns content into verdicts, in batches.
 
-    ``input_kind`` says what each item is: ``"text"`` (a prompt or any text) or ``"exchange"``
-    (a prompt with the response to judge). ``classify`` returns one verdict per item, in order.
+    ``input_kind`` says what each item is: ``"text"`` (a prompt or any text), ``"exchange"``
+    (a prompt with the response to judge) or ``"image"`` (a :class:`DecodedImage`).
+    ``classify`` returns one verdict per item, in order.
     Implementations load their weights lazily, on first use, never at construction or import.
     """
 

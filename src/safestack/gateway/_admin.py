@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from safestack.gateway._auth import AdminActor, GatewayDep
+from safestack.classify.faces import REFERENCE_MIN_SCORE, default_embedder
+from safestack.errors import ClassifierError, RecordConflictError, RecordNotFoundError
+from safestack.gateway._auth import AdminActor, GatewayDep, HTTPProblem
 from safestack.gateway._state import Gateway
+from safestack.hashing._reports import cybertipline_report
+from safestack.media import decode_image
 from safestack.store import (
     Account,
     ApiKeyInfo,
@@ -25,6 +30,7 @@ from safestack.store import (
     OptOut,
     Report,
 )
+from safestack.store._records import DeliveryStatus
 
 __all__ = ["router"]
 
@@ -77,6 +83,11 @@ class NewOptOut(_Body):
     name: str = Field(min_length=1, max_length=300)
     kind: Literal["public_figure", "artist"]
     note: str | None = Field(default=None, max_length=2000)
+    aliases: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Other names the prompt rules match too (a stage name, a surname alone).",
+    )
 
 
 class NewHashBank(_Body):
@@ -219,8 +230,51 @@ async def list_reports(
     gateway: GatewayDep,
     actor: AdminActor,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    delivery_status: DeliveryStatus | None = None,
 ) -> Any:
-    return await run_in_threadpool(lambda: gateway.store.list_reports(limit=limit))
+    return await run_in_threadpool(
+        lambda: gateway.store.list_reports(limit=limit, delivery_status=delivery_status)
+    )
+
+
+@router.get("/reports/{report_id}", response_model=Report)
+async def get_report(report_id: str, gateway: GatewayDep, actor: AdminActor) -> Any:
+    """One report, with its delivery state (pending, delivered, failed, not_configured)."""
+    return await run_in_threadpool(gateway.store.get_report, report_id)
+
+
+@router.get("/reports/{report_id}/export", response_model=dict[str, Any])
+async def export_report(report_id: str, gateway: GatewayDep, actor: AdminActor) -> Any:
+    """A hash-match report as a CyberTipline-style document (not a certified integration)."""
+    report = await run_in_threadpool(gateway.store.get_report, report_id)
+    if report.kind != "hash_match":
+        raise RecordConflictError(
+            f"report {report_id} is a {report.kind!r} report; only 'hash_match' reports have a "
+            "CyberTipline-style export"
+        )
+    receiver = gateway.config.reports
+    return cybertipline_report(report, None if receiver is None else receiver.reporter)
+
+
+@router.post("/reports/{report_id}/redeliver", response_model=Report)
+async def redeliver_report(
+    report_id: str, gateway: GatewayDep, actor: AdminActor, name: ActorName = None
+) -> Any:
+    """Queue a report for the report receiver again (e.g. after it failed every attempt).
+
+    409 if the gateway has no report receiver configured: there is nowhere to deliver to.
+    """
+
+    def redeliver() -> Report:
+        report = gateway.store.get_report(report_id)  # 404 first, for an unknown id
+        if gateway.config.reports is None:
+            raise RecordConflictError(
+                f"report {report.id} cannot be redelivered: no report receiver is configured "
+                "(the gateway file's 'reports:' section)"
+            )
+        return gateway.store.redeliver_report(report_id, actor=_who(actor, name))
+
+    return await run_in_threadpool(redeliver)
 
 
 @router.get("/opt-outs", response_model=list[OptOut])
@@ -234,7 +288,11 @@ async def add_opt_out(
 ) -> Any:
     return await run_in_threadpool(
         lambda: gateway.store.add_opt_out(
-            name=body.name, kind=body.kind, note=body.note, actor=_who(actor, name)
+            name=body.name,
+            kind=body.kind,
+            note=body.note,
+            aliases=body.aliases,
+            actor=_who(actor, name),
         )
     )
 
@@ -246,6 +304,103 @@ async def remove_opt_out(
     await run_in_threadpool(
         lambda: gateway.store.remove_opt_out(opt_out_id, actor=_who(actor, name))
     )
+
+
+_PHOTO_TYPES = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")
+_PHOTO_SCHEMA = {"type": "string", "format": "binary"}
+_FACE_PHOTO_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            **{media: {"schema": _PHOTO_SCHEMA} for media in _PHOTO_TYPES},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": _PHOTO_SCHEMA},
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/opt-outs/{opt_out_id}/faces",
+    response_model=OptOut,
+    status_code=201,
+    openapi_extra=_FACE_PHOTO_BODY,
+    summary="Add a reference photo's face to an opt-out",
+)
+async def add_opt_out_face(
+    opt_out_id: str,
+    request: Request,
+    gateway: GatewayDep,
+    actor: AdminActor,
+    name: ActorName = None,
+) -> Any:
+    """Store the face descriptor of a reference photo (never the photo) for face matching.
+
+    The body is the photo itself (PNG, JPEG or WebP, up to max_body_bytes) or a multipart form
+    with one ``image`` file. The photo must show exactly one face, found by the detector (a
+    frontal face at least about 80 pixels wide; weak detections are not counted), else 400
+    with code ``no_face`` or ``several_faces`` (400 like every refusal of this API, which
+    documents no 422). Needs the ``faces`` extra (503
+    ``face_matching_unavailable`` without).
+    """
+    data = await _reference_photo(request, gateway.config.max_upload_bytes)
+    who = _who(actor, name)
+
+    def add() -> OptOut:
+        if not any(opt_out.id == opt_out_id for opt_out in gateway.store.list_opt_outs()):
+            raise RecordNotFoundError(f"no opt-out with id {opt_out_id!r}")
+        image = decode_image(data)
+        try:
+            found = default_embedder().frame_faces(image.pixels)
+        except ClassifierError as exc:
+            raise HTTPProblem(
+                503, str(exc), type="service_unavailable", code="face_matching_unavailable"
+            ) from None
+        faces = [face for face in found if face.score >= REFERENCE_MIN_SCORE]
+        if len(faces) != 1:
+            shown = "no clear face" if not faces else f"{len(faces)} faces"
+            raise HTTPProblem(
+                400,
+                f"the reference photo shows {shown}; send a photo of exactly one face, frontal "
+                "and at least about 80 pixels wide",
+                code="no_face" if not faces else "several_faces",
+                param="image",
+            )
+        descriptor = [float(v) for v in faces[0].descriptor]
+        return gateway.store.add_opt_out_face(opt_out_id, descriptor, actor=who)
+
+    return await run_in_threadpool(add)
+
+
+async def _reference_photo(request: Request, max_bytes: int) -> bytes:
+    """The photo of a face upload: the raw body, or the ``image`` file of a multipart form."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        data = await request.body()
+    else:
+        try:
+            form = await request.form(max_files=1, max_fields=0)
+        except Exception as exc:  # starlette raises several kinds for a malformed body
+            raise HTTPProblem(400, f"the multipart body cannot be read: {exc}") from None
+        try:
+            upload = form.get("image")
+            data = await upload.read(max_bytes + 1) if isinstance(upload, UploadFile) else b""
+        finally:
+            await form.close()
+    if not data:
+        raise HTTPProblem(
+            400,
+            "send the reference photo as the request body (PNG, JPEG or WebP) or as the "
+            "'image' file of a multipart form",
+            param="image",
+        )
+    if len(data) > max_bytes:
+        raise HTTPProblem(413, f"the photo is larger than {max_bytes:,} bytes", param="image")
+    return data
 
 
 @router.get("/hash-banks", response_model=list[HashBank])

@@ -49,6 +49,7 @@ from safestack.gateway._state import (
     build_image_stacks,
     build_stacks,
     image_directory,
+    opt_out_faces,
 )
 from safestack.gateway._wire import ErrorBody, error_body
 from safestack.hashing._enforce import Enforcer
@@ -101,7 +102,8 @@ def create_app(
     stacks = build_stacks(config, stack)
     base = next(iter(stacks.values()))
     names = NameRegistry()
-    image_base = image_stack or build_image_checks(config, base, names)
+    faces = opt_out_faces(store) if image_stack is None else None
+    image_base = image_stack or build_image_checks(config, base, names, faces)
     gateway = Gateway(
         config=config,
         store=store,
@@ -117,6 +119,7 @@ def create_app(
         ),
         enforcer=Enforcer(store, receiver=config.reports),
         opt_out_names=names,
+        opt_out_faces=faces,
     )
     # Reports of known-bad media go out through the store as an outbox; every replica runs a
     # deliverer and they never send the same report at once (see ReportDeliverer).
@@ -155,7 +158,10 @@ def create_app(
         max_body_bytes=config.max_body_bytes,
         body_timeout_s=config.body_timeout_s,
         # An edit carries an image and a mask, each up to max_upload_bytes, and form fields.
-        larger_bodies={"/v1/images/edits": 2 * config.max_upload_bytes + 1_048_576},
+        larger_bodies={
+            "/v1/images/edits": 2 * config.max_upload_bytes + 1_048_576,
+            "/admin/opt-outs/{opt_out_id}/faces": config.max_upload_bytes + 1_048_576,
+        },
     )
     return app
 
@@ -172,16 +178,20 @@ _ERRORS = {
     "/v1/chat/completions": (400, 401, 403, 404, 408, 413, 500, 502, 503, 504),
     "/v1/moderations": (400, 401, 403, 408, 413, 500, 503),
     "/v1/models": (401, 403, 500, 503),
+    "/v1/images/files/": (400, 404, 500),
+    "/v1/images/": (400, 401, 403, 404, 408, 413, 500, 502, 503, 504),
     "/admin/": (400, 401, 404, 408, 409, 413, 500, 503),
 }
 _STATUS_TEXT = {
-    400: "Invalid request (not JSON, wrong types, a conversation that cannot be answered).",
+    400: "Invalid request (not JSON, wrong types, a conversation that cannot be answered, an "
+    "image that cannot be decoded); on image routes also a refusal by the safety system "
+    "(code content_policy_violation, with the safestack decision).",
     401: "No API key, or an unknown or revoked one (admin routes: not the admin key).",
     403: "The account is suspended (code account_banned, reason admin_ban or strikes).",
     404: "Unknown model or record.",
     408: "The request body stopped arriving.",
     409: "The record exists already.",
-    413: "The request body is larger than max_body_bytes.",
+    413: "The request body is larger than max_body_bytes (image uploads: max_upload_bytes).",
     500: "Internal error; the operator's log has the details under the request id.",
     502: "The upstream model failed or answered out of contract.",
     503: "The database is unavailable; nothing was written.",

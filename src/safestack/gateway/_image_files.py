@@ -57,7 +57,8 @@ class ImageFiles:
         (an invalid signature and a missing file look the same)."""
         if "/" in name or name.startswith(".") or expires < time.time():
             return None
-        if not hmac.compare_digest(signature, self._sign(name, expires)):
+        expected = self._sign(name, expires).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             return None
         path = self.directory / name
         try:

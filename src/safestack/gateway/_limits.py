@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from fastapi import HTTPException
@@ -46,15 +47,19 @@ class BodyLimits:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
-        # Exact paths (image uploads) that may carry more than max_body_bytes.
-        self.larger_bodies = dict(larger_bodies or {})
+        # Routes (image uploads; "{id}" matches one path segment) that may carry more.
+        self.larger_bodies = [
+            (re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(route))), limit)
+            for route, limit in (larger_bodies or {}).items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger_bodies.get(scope["path"], self.max_body_bytes)
-        setting = "max_upload_bytes" if scope["path"] in self.larger_bodies else "max_body_bytes"
+        upload = next((n for r, n in self.larger_bodies if r.fullmatch(scope["path"])), None)
+        limit = upload or self.max_body_bytes
+        setting = "max_upload_bytes" if upload else "max_body_bytes"
         too_big = _BodyProblem(
             413,
             f"request body larger than {limit:,} bytes ({setting}); send less",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ from pathlib import Path
 import anyio
 import platformdirs
 
+from safestack.classify.faces import OptOutFaceClassifier, OptOutFaceMatcher
+from safestack.classify.images import ImageSafetyClassifier
 from safestack.classify.rules import ArtistStyleRule, NameRegistry, PublicFigureRule
 from safestack.gateway._config import DEFAULT_IMAGE_MODEL_NAME, DEFAULT_MODEL_NAME, GatewayConfig
 from safestack.gateway._image_files import ImageFiles
@@ -29,6 +33,8 @@ from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
 
 __all__ = ["Gateway", "build_image_stacks", "build_stacks", "image_directory"]
+
+log = logging.getLogger("safestack.gateway")
 
 #: How stale the in-memory opt-out list may get (seconds) before an image request re-reads it.
 OPT_OUT_REFRESH_S = 2.0
@@ -55,19 +61,39 @@ def build_stacks(config: GatewayConfig, base: SafetyStack | None = None) -> dict
     return stacks
 
 
+def opt_out_faces(store: Store) -> OptOutFaceClassifier | None:
+    """Face matching against opted-out people's reference photos, if the extra is installed.
+
+    Without ``safestack[faces]`` the gateway runs without it (logged at start-up, documented):
+    opt-outs are then enforced on names in prompts only.
+    """
+    if importlib.util.find_spec("face_recognition_models") is None:
+        log.warning(
+            "face matching of opted-out people is off: install 'safestack[faces]' to enable it"
+        )
+        return None
+    return OptOutFaceClassifier(OptOutFaceMatcher([]), store=store, max_age_s=None)
+
+
 def build_image_checks(
-    config: GatewayConfig, base: SafetyStack, names: NameRegistry
+    config: GatewayConfig,
+    base: SafetyStack,
+    names: NameRegistry,
+    faces: OptOutFaceClassifier | None,
 ) -> ImageSafetyStack:
     """Every image check, around the offline sample-photos model (see build_image_stacks).
 
     Prompts go through the chat stack's own input layer (the same loaded text classifiers),
-    then the living-artist and public-figure rules, which read the opt-outs through ``names``.
+    then the living-artist and public-figure rules, which read the opt-outs through ``names``;
+    uploads and outputs through the image classifiers and ``faces``.
     """
     return ImageSafetyStack(
         model=SamplePhotosModel(),
         policy=base.policy,
         prompt_layer=base.input_layer,
         prompt_rules=[ArtistStyleRule(registry=names), PublicFigureRule(registry=names)],
+        image_classifier=ImageSafetyClassifier(policy=base.policy),
+        face_matcher=faces,
         limits=ImageLimits(max_bytes=config.max_upload_bytes),
         name=f"{base.name}+images",
     )
@@ -111,6 +137,7 @@ class Gateway:
     image_files: ImageFiles
     enforcer: Enforcer
     opt_out_names: NameRegistry
+    opt_out_faces: OptOutFaceClassifier | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None
@@ -146,6 +173,8 @@ class Gateway:
         if now - self.opt_outs_read_at < max_age_s:
             return
         self.opt_out_names.refresh(self.store.list_opt_outs())
+        if self.opt_out_faces is not None:
+            self.opt_out_faces.refresh()
         self.opt_outs_read_at = now
 
     def is_admin_key(self, presented: str) -> bool:

@@ -22,7 +22,9 @@ __all__ = [
     "ApiKeyInfo",
     "AuditEntry",
     "DecisionRecord",
+    "DeliveryStatus",
     "HashBank",
+    "HashMatchRecord",
     "NewDecision",
     "OptOut",
     "OptOutKind",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 AccountStatus = Literal["active", "banned"]
+DeliveryStatus = Literal["not_configured", "pending", "delivered", "failed"]
 OptOutKind = Literal["public_figure", "artist"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -104,7 +107,14 @@ class AuditEntry(BaseModel):
 
 
 class Report(BaseModel):
-    """A report to be reviewed (for example a known-bad image match reported to a hotline)."""
+    """A report to be reviewed (for example a known-bad image match reported to a hotline).
+
+    The delivery fields track sending it to the configured report receiver (a webhook): the
+    report row is the outbox. ``not_configured``: no receiver was configured when it was filed;
+    ``pending``: queued, next try at ``next_attempt_at`` (``delivery_attempts`` made so far);
+    ``delivered``: a receiver answered 2xx at ``delivered_at``; ``failed``: every attempt
+    failed (``last_error`` says how the last one did); an administrator can queue it again.
+    """
 
     model_config = _FROZEN
 
@@ -113,10 +123,35 @@ class Report(BaseModel):
     account_id: str | None
     details: dict[str, Any]
     created_at: datetime
+    delivery_status: DeliveryStatus = "not_configured"
+    delivery_attempts: int = 0
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+class HashMatchRecord(BaseModel):
+    """What :meth:`~safestack.store.Store.record_hash_match` wrote, in one transaction.
+
+    ``report`` is the report filed (or the earlier one this match repeats, then ``duplicate``);
+    ``None`` if the bank does not report. ``banned`` says the account is banned for it now.
+    ``audit_id`` is the ``hash_match`` audit entry that records the match itself.
+    """
+
+    model_config = _FROZEN
+
+    report: Report | None
+    duplicate: bool
+    banned: bool
+    audit_id: int
 
 
 class OptOut(BaseModel):
-    """A public figure or living artist who asked not to be depicted or imitated."""
+    """A public figure or living artist who asked not to be depicted or imitated.
+
+    ``aliases`` are other names the prompt rules match as well (a stage name, a surname alone);
+    names and aliases are compared without regard to case, spacing or diacritics.
+    """
 
     model_config = _FROZEN
 
@@ -125,6 +160,10 @@ class OptOut(BaseModel):
     kind: OptOutKind
     note: str | None
     created_at: datetime
+    aliases: list[str] = Field(default_factory=list)
+    n_faces: int = Field(
+        default=0, description="Reference face descriptors stored (never the photos)."
+    )
 
 
 class HashBank(BaseModel):

@@ -54,7 +54,9 @@ from safestack.store._records import (
     ApiKeyInfo,
     AuditEntry,
     DecisionRecord,
+    DeliveryStatus,
     HashBank,
+    HashMatchRecord,
     NewDecision,
     OptOut,
     OptOutKind,
@@ -85,6 +87,11 @@ _EVIDENCE_LIMIT = 100  # decisions quoted in a strike ban's evidence; the count 
 _STRIKE_LAYERS = ("input", "output")
 _SEVERITY_ORDER = ("low", "medium", "high", "critical")
 _OPT_OUT_KINDS: tuple[str, ...] = get_args(OptOutKind)
+_DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
+_MAX_ERROR_CHARS = 500  # of a delivery error kept on the report
+#: The kind of report a known-bad media match files, and the ban code it bans with.
+HASH_MATCH_REPORT = "hash_match"
+KNOWN_BAD_MEDIA_BAN = "known_bad_media"
 
 
 def _now() -> datetime:
@@ -217,7 +224,32 @@ def _report(row: ReportRow) -> Report:
         account_id=row.account_id,
         details=dict(row.details),
         created_at=row.created_at,
+        delivery_status=cast(DeliveryStatus, row.delivery_status),
+        delivery_attempts=row.delivery_attempts,
+        next_attempt_at=row.next_attempt_at,
+        delivered_at=row.delivered_at,
+        last_error=row.last_error,
     )
+
+
+MAX_OPT_OUT_ALIASES = 50
+
+
+def _opt_out_aliases(aliases: list[str] | tuple[str, ...], name: str) -> list[str]:
+    """Aliases stripped, each at most 300 characters, without repeats or the name itself."""
+    if isinstance(aliases, str):
+        raise InputError("aliases must be a list of names, not one string")
+    if len(aliases) > MAX_OPT_OUT_ALIASES:
+        raise InputError(f"{len(aliases)} aliases; at most {MAX_OPT_OUT_ALIASES}")
+    seen = {" ".join(name.split()).casefold()}
+    clean: list[str] = []
+    for alias in aliases:
+        alias = _required(alias, "opt-out alias", max_length=300)
+        key = " ".join(alias.split()).casefold()
+        if key not in seen:
+            seen.add(key)
+            clean.append(alias)
+    return clean
 
 
 def _opt_out(row: OptOutRow) -> OptOut:
@@ -227,6 +259,8 @@ def _opt_out(row: OptOutRow) -> OptOut:
         kind=cast(OptOutKind, row.kind),
         note=row.note,
         created_at=row.created_at,
+        aliases=list(row.aliases or []),
+        n_faces=len(row.face_embeddings or []),
     )
 
 
@@ -730,15 +764,21 @@ class Store:
     # -- reports, opt-outs, hash banks ------------------------------------------------------------
 
     def create_report(
-        self, *, kind: str, account_id: str | None, details: dict[str, Any], actor: str
+        self,
+        *,
+        kind: str,
+        account_id: str | None,
+        details: dict[str, Any],
+        actor: str,
+        deliver: bool = False,
     ) -> Report:
-        """File a report for review (optionally about an account)."""
-        row = ReportRow(
-            id=_new_id("rep"),
-            kind=_required(kind, "report kind", max_length=64),
-            account_id=account_id,
-            details=_json_object(details, "report details"),
-            created_at=_now(),
+        """File a report for review (optionally about an account).
+
+        ``deliver`` queues it for the configured report receiver (``delivery_status`` pending,
+        due now); otherwise it is ``not_configured`` and stays in the store for review.
+        """
+        row = self._new_report_row(
+            kind=kind, account_id=account_id, details=details, deliver=deliver
         )
         with self._transaction(write=True) as session:
             if account_id is not None:
@@ -753,24 +793,305 @@ class Store:
             )
             return _report(row)
 
-    def list_reports(self, *, limit: int = 100) -> list[Report]:
-        """The most recent reports, newest first."""
+    @staticmethod
+    def _new_report_row(
+        *, kind: str, account_id: str | None, details: dict[str, Any], deliver: bool
+    ) -> ReportRow:
+        now = _now()
+        return ReportRow(
+            id=_new_id("rep"),
+            kind=_required(kind, "report kind", max_length=64),
+            account_id=account_id,
+            details=_json_object(details, "report details"),
+            created_at=now,
+            delivery_status="pending" if deliver else "not_configured",
+            delivery_attempts=0,
+            next_attempt_at=now if deliver else None,
+        )
+
+    def list_reports(
+        self, *, limit: int = 100, delivery_status: DeliveryStatus | None = None
+    ) -> list[Report]:
+        """The most recent reports (in one delivery status, if given), newest first."""
         limit, _ = _limit(limit)
         query = select(ReportRow).order_by(ReportRow.created_at.desc(), ReportRow.id).limit(limit)
+        if delivery_status is not None:
+            if delivery_status not in _DELIVERY_STATUSES:
+                raise InputError(
+                    f"unknown delivery status {delivery_status!r}; allowed: "
+                    f"{', '.join(_DELIVERY_STATUSES)}"
+                )
+            query = query.where(ReportRow.delivery_status == delivery_status)
         with self._transaction(write=False) as session:
             return [_report(row) for row in session.scalars(query)]
 
-    def add_opt_out(self, *, name: str, kind: str, note: str | None = None, actor: str) -> OptOut:
-        """Record that a public figure or an artist opted out.
+    def get_report(self, report_id: str) -> Report:
+        """The report with this id, with its delivery state as of now."""
+        with self._transaction(write=False) as session:
+            row = session.get(ReportRow, report_id)
+            if row is None:
+                raise RecordNotFoundError(f"no report with id {report_id!r}")
+            return _report(row)
+
+    def record_hash_match(
+        self,
+        *,
+        account_id: str | None,
+        details: dict[str, Any],
+        dedupe_key: str,
+        report: bool,
+        ban: bool,
+        deliver: bool,
+        ban_reason: str,
+        dedupe_window_s: float = 86_400.0,
+        actor: str = "system",
+    ) -> HashMatchRecord:
+        """Record a known-bad media match: its report, the ban and their audit entries, at once.
+
+        Everything is one transaction, so a gateway that answers after this returns has lost
+        nothing if it crashes next, and a failure here leaves no half-recorded match (no ban
+        without its report). ``details`` is the report body; it holds hashes, never media.
+
+        ``report``: file a ``hash_match`` report (queued for the receiver if ``deliver``) — unless
+        a report with the same ``dedupe_key`` (the caller's: account, bank entry, image) was filed
+        within ``dedupe_window_s``; then that report is returned with ``duplicate`` set, so a
+        client retrying the same upload does not file the same incident over and over.
+        ``ban``: ban the account with code ``known_bad_media`` (through the ordinary ban, with
+        its ``account.ban`` audit entry); an account already banned for known-bad media is left
+        as it is. A ``hash_match`` audit entry records the match whatever the bank's actions.
+
+        The account row is locked first, so two replicas recording the same retried upload at
+        once file one report: the second sees the first.
+        """
+        dedupe_key = _required(dedupe_key, "dedupe key", max_length=200)
+        ban_reason = _required(ban_reason, "ban reason")
+        _required(actor, "actor")
+        if dedupe_window_s < 0:
+            raise InputError(f"dedupe_window_s must be 0 or more, got {dedupe_window_s!r}")
+        body = _json_object({**details, "dedupe_key": dedupe_key}, "hash match details")
+        with self._transaction(write=True) as session:
+            account = (
+                None if account_id is None else self._get_account(session, account_id, lock=True)
+            )
+            row: ReportRow | None = None
+            duplicate = False
+            if report:
+                row = self._recent_report(session, account_id, dedupe_key, dedupe_window_s)
+                duplicate = row is not None
+                if row is None:
+                    row = self._new_report_row(
+                        kind=HASH_MATCH_REPORT, account_id=account_id, details=body, deliver=deliver
+                    )
+                    session.add(row)
+                    self._write_audit(
+                        session,
+                        actor=actor,
+                        action="report.create",
+                        target=row.id,
+                        details={"kind": row.kind, "account_id": account_id},
+                    )
+            banned = False
+            if ban and account is not None:
+                if account.status != "banned" or account.ban_code != KNOWN_BAD_MEDIA_BAN:
+                    evidence = {
+                        "report_id": None if row is None else row.id,
+                        "request_id": body.get("request_id"),
+                        "match": body.get("match"),
+                    }
+                    self._ban(
+                        session,
+                        account,
+                        reason=ban_reason,
+                        code=KNOWN_BAD_MEDIA_BAN,
+                        actor=actor,
+                        evidence=evidence,
+                    )
+                banned = True
+            entry = self._write_audit(
+                session,
+                actor=actor,
+                action="hash_match",
+                target=account_id,
+                details={
+                    "request_id": body.get("request_id"),
+                    "endpoint": body.get("endpoint"),
+                    "match": body.get("match"),
+                    "actions": body.get("actions"),
+                    "rejected": body.get("rejected"),
+                    "report_id": None if row is None else row.id,
+                    "duplicate_report": duplicate,
+                    "banned": banned,
+                },
+            )
+            return HashMatchRecord(
+                report=None if row is None else _report(row),
+                duplicate=duplicate,
+                banned=banned,
+                audit_id=entry.id,
+            )
+
+    @staticmethod
+    def _recent_report(
+        session: Session, account_id: str | None, dedupe_key: str, window_s: float
+    ) -> ReportRow | None:
+        conditions: list[ColumnElement[bool]] = [
+            ReportRow.kind == HASH_MATCH_REPORT,
+            ReportRow.created_at >= _now() - timedelta(seconds=window_s),
+            ReportRow.details["dedupe_key"].as_string() == dedupe_key,
+            ReportRow.account_id.is_(None)
+            if account_id is None
+            else ReportRow.account_id == account_id,
+        ]
+        query = select(ReportRow).where(*conditions).order_by(ReportRow.created_at).limit(1)
+        return session.scalars(query).first()
+
+    # -- report delivery: the reports table is the outbox -----------------------------------------
+
+    def claim_due_report(
+        self, *, now: datetime, lease_s: float, max_attempts: int
+    ) -> Report | None:
+        """Take the next report due for delivery, or ``None`` if none is due at ``now``.
+
+        The claim counts an attempt and moves ``next_attempt_at`` to ``now + lease_s``: a lease,
+        so no other deliverer (another thread, another replica) takes the report while this one
+        posts it, and a deliverer that dies mid-post leaves it due again when the lease ends.
+        On PostgreSQL the row is taken with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
+        pass over each other's rows instead of queueing on them; on SQLite the write lock
+        serialises claimers. A report whose attempts are used up (its last claimer never came
+        back) is marked ``failed`` here instead.
+
+        A read-only look comes first, so an idle deliverer polling every second takes no write
+        lock.
+        """
+        if lease_s <= 0:
+            raise InputError(f"lease_s must be positive, got {lease_s!r}")
+        due: list[ColumnElement[bool]] = [
+            ReportRow.delivery_status == "pending",
+            ReportRow.next_attempt_at <= now,
+        ]
+        with self._transaction(write=False) as session:
+            if session.scalar(select(ReportRow.id).where(*due).limit(1)) is None:
+                return None
+        query = (
+            select(ReportRow)
+            .where(*due)
+            .order_by(ReportRow.next_attempt_at, ReportRow.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        with self._transaction(write=True) as session:
+            while (row := session.scalars(query).first()) is not None:
+                if row.delivery_attempts < max_attempts:
+                    row.delivery_attempts += 1
+                    row.next_attempt_at = now + timedelta(seconds=lease_s)
+                    return _report(row)
+                self._give_up(session, row, error=row.last_error or "delivery attempt abandoned")
+                session.flush()
+        return None
+
+    def mark_report_delivered(self, report_id: str, *, now: datetime) -> Report:
+        """Record that the receiver accepted the report (2xx). Idempotent."""
+        with self._transaction(write=True) as session:
+            row = self._report_row(session, report_id)
+            if row.delivery_status != "delivered":
+                row.delivery_status = "delivered"
+                row.delivered_at = now
+                row.next_attempt_at = None
+                row.last_error = None
+                self._write_audit(
+                    session,
+                    actor="system",
+                    action="report.delivered",
+                    target=row.id,
+                    details={"attempts": row.delivery_attempts},
+                )
+            return _report(row)
+
+    def mark_report_attempt_failed(
+        self, report_id: str, *, error: str, retry_at: datetime | None
+    ) -> Report:
+        """Record a failed attempt: try again at ``retry_at``, or give up (``failed``) if None.
+
+        Only a pending report changes: one delivered meanwhile (by a deliverer whose lease
+        overlapped) stays delivered.
+        """
+        error = _required(error, "delivery error")[:_MAX_ERROR_CHARS]
+        with self._transaction(write=True) as session:
+            row = self._report_row(session, report_id)
+            if row.delivery_status == "pending":
+                if retry_at is None:
+                    self._give_up(session, row, error=error)
+                else:
+                    row.next_attempt_at = retry_at
+                    row.last_error = error
+            return _report(row)
+
+    def redeliver_report(self, report_id: str, *, actor: str) -> Report:
+        """Queue a report for delivery again (due now, attempts from zero); audit-logged.
+
+        For a report that ``failed`` (the receiver was down for longer than the retries
+        lasted), one filed before a receiver was configured, or one to send again. A report
+        already pending is left as it is.
+        """
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            row = self._report_row(session, report_id)
+            previous = row.delivery_status
+            if previous != "pending":
+                row.delivery_status = "pending"
+                row.delivery_attempts = 0
+                row.next_attempt_at = _now()
+                row.last_error = None
+            self._write_audit(
+                session,
+                actor=actor,
+                action="report.redeliver",
+                target=row.id,
+                details={"previous": previous},
+            )
+            return _report(row)
+
+    @staticmethod
+    def _report_row(session: Session, report_id: str) -> ReportRow:
+        query = select(ReportRow).where(ReportRow.id == report_id).with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            raise RecordNotFoundError(f"no report with id {report_id!r}")
+        return row
+
+    def _give_up(self, session: Session, row: ReportRow, *, error: str) -> None:
+        row.delivery_status = "failed"
+        row.next_attempt_at = None
+        row.last_error = error
+        self._write_audit(
+            session,
+            actor="system",
+            action="report.delivery_failed",
+            target=row.id,
+            details={"attempts": row.delivery_attempts, "last_error": error},
+        )
+
+    def add_opt_out(
+        self,
+        *,
+        name: str,
+        kind: str,
+        note: str | None = None,
+        aliases: list[str] | tuple[str, ...] = (),
+        actor: str,
+    ) -> OptOut:
+        """Record that a public figure or an artist opted out, under ``name`` and ``aliases``.
 
         Names are compared without regard to case or spacing, so ``"Jane  Doe"`` duplicates
         ``"jane doe"`` of the same kind; a duplicate is a
-        :class:`~safestack.errors.RecordConflictError`.
+        :class:`~safestack.errors.RecordConflictError`. Aliases (other names the prompt rules
+        match too) are stripped and de-duplicated; see :func:`_opt_out_aliases`.
         """
         name = _required(name, "opt-out name")
         if kind not in _OPT_OUT_KINDS:
             raise InputError(f"unknown opt-out kind {kind!r}; allowed: {', '.join(_OPT_OUT_KINDS)}")
         _required(actor, "actor")
+        clean_aliases = _opt_out_aliases(aliases, name)
         row = OptOutRow(
             id=_new_id("opt"),
             name=name,
@@ -778,6 +1099,7 @@ class Store:
             kind=kind,
             note=note,
             created_at=_now(),
+            aliases=clean_aliases,
         )
         with self._transaction(write=True) as session:
             _insert_unique(session, row, f"{kind} {name!r} has already opted out")
@@ -786,7 +1108,28 @@ class Store:
                 actor=actor,
                 action="opt_out.add",
                 target=row.id,
-                details={"name": name, "kind": kind},
+                details={"name": name, "kind": kind, "aliases": clean_aliases},
+            )
+            return _opt_out(row)
+
+    def set_opt_out_aliases(
+        self, opt_out_id: str, aliases: list[str] | tuple[str, ...], *, actor: str
+    ) -> OptOut:
+        """Replace an opt-out's aliases (audit-logged with the old and the new list)."""
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            query = select(OptOutRow).where(OptOutRow.id == opt_out_id).with_for_update()
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                raise RecordNotFoundError(f"no opt-out with id {opt_out_id!r}")
+            old = list(row.aliases or [])
+            row.aliases = _opt_out_aliases(aliases, row.name)
+            self._write_audit(
+                session,
+                actor=actor,
+                action="opt_out.aliases",
+                target=opt_out_id,
+                details={"name": row.name, "kind": row.kind, "old": old, "new": row.aliases},
             )
             return _opt_out(row)
 
@@ -812,6 +1155,59 @@ class Store:
                 target=opt_out_id,
                 details={"name": row.name, "kind": row.kind},
             )
+
+    #: Reference face descriptors kept per opt-out: a few photos (angles, ages) are enough, and
+    #: every one is compared with every face of every checked image.
+    MAX_OPT_OUT_FACES = 20
+
+    def add_opt_out_face(self, opt_out_id: str, embedding: list[float], *, actor: str) -> OptOut:
+        """Add a reference face descriptor (see :mod:`safestack.classify.faces`) to an opt-out.
+
+        Only the descriptor is stored, never the photo it came from; the audit entry records
+        that a face was added and how many the opt-out has, never the descriptor's numbers (a
+        face descriptor is biometric data). Descriptors of one opt-out must share one length.
+        """
+        _required(actor, "actor")
+        values = [float(v) for v in embedding]
+        if not 1 <= len(values) <= 4096:
+            raise InputError(f"a face descriptor has {len(values)} numbers; expected 1 to 4096")
+        if not all(-1e3 < v < 1e3 for v in values):  # also refuses NaN and infinities
+            raise InputError("a face descriptor must hold finite numbers between -1000 and 1000")
+        with self._transaction(write=True) as session:
+            query = select(OptOutRow).where(OptOutRow.id == opt_out_id).with_for_update()
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                raise RecordNotFoundError(f"no opt-out with id {opt_out_id!r}")
+            faces = list(row.face_embeddings or [])
+            if len(faces) >= self.MAX_OPT_OUT_FACES:
+                raise RecordConflictError(
+                    f"opt-out {opt_out_id!r} has {len(faces)} reference faces already; "
+                    f"at most {self.MAX_OPT_OUT_FACES}"
+                )
+            if faces and len(faces[0]) != len(values):
+                raise InputError(
+                    f"a face descriptor of {len(values)} numbers does not fit the opt-out's "
+                    f"earlier ones of {len(faces[0])}"
+                )
+            row.face_embeddings = [*faces, values]  # a new list: JSON columns track assignment
+            self._write_audit(
+                session,
+                actor=actor,
+                action="opt_out.add_face",
+                target=opt_out_id,
+                details={"name": row.name, "kind": row.kind, "faces": len(faces) + 1},
+            )
+            return _opt_out(row)
+
+    def list_opt_out_faces(self) -> list[tuple[str, str, list[list[float]]]]:
+        """``(opt_out_id, name, descriptors)`` of every opt-out with reference faces, by id."""
+        query = select(OptOutRow).order_by(OptOutRow.id)
+        with self._transaction(write=False) as session:
+            return [
+                (row.id, row.name, [list(face) for face in row.face_embeddings])
+                for row in session.scalars(query)
+                if row.face_embeddings
+            ]
 
     def create_hash_bank(
         self, *, name: str, description: str | None = None, enabled: bool = True, actor: str

@@ -1,0 +1,141 @@
+"""The labelled images that exist offline here: scikit-image's and scikit-learn's sample photos.
+
+Nothing is copied into this repository: the images are read from the installed packages at run
+time, so they keep their own licences (recorded per image below, from the packages' docstrings
+and README files). They are few — about twenty photographs, one with a detectable adult face —
+and contain no sexual content and no children, which bounds what can be measured with them (the
+image card says what was and was not measured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+__all__ = ["SAMPLES", "Sample", "lfw_faces", "to_rgb"]
+
+PersonTruth = Literal["no_photorealistic_person", "photorealistic_adult"]
+
+
+def to_rgb(array: NDArray[np.generic]) -> Image.Image:
+    """Grey, boolean or RGBA arrays as an RGB image (RGBA composited on white, like decoding)."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f":  # scikit-image's float images are in [0, 1]
+        a = np.clip(a * 255.0 + 0.5, 0, 255)
+    a = a.astype(np.uint8)
+    if a.ndim == 2:
+        return Image.fromarray(a).convert("RGB")
+    if a.shape[2] == 4:
+        rgba = Image.fromarray(a, "RGBA")
+        white = Image.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
+    return Image.fromarray(a[:, :, :3])
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image: is it a photograph, and who is in it (as far as is known)."""
+
+    name: str
+    photo: bool
+    person: PersonTruth
+    licence: str
+    load: Callable[[], Image.Image]
+    train: bool  # used to fit the photorealism head (only images with a stated licence)
+
+
+def _sk(name: str, index: int | None = None) -> Callable[[], Image.Image]:
+    def load() -> Image.Image:
+        import skimage.data
+
+        data = getattr(skimage.data, name)()
+        return to_rgb(data if index is None else data[index])
+
+    return load
+
+
+def _sklearn(file: str) -> Callable[[], Image.Image]:
+    def load() -> Image.Image:
+        from pathlib import Path
+
+        import sklearn.datasets
+
+        path = Path(sklearn.datasets.__file__).parent / "images" / file
+        with Image.open(path) as img:
+            return img.convert("RGB")
+
+    return load
+
+
+_PD = "public domain"
+_NO = "no known copyright restrictions"
+_UNSTATED = "not stated (ships with scikit-image, BSD-3-Clause)"
+_N: PersonTruth = "no_photorealistic_person"
+_A: PersonTruth = "photorealistic_adult"
+
+#: Every sample, with its licence as its package states it.
+SAMPLES: tuple[Sample, ...] = (
+    Sample("astronaut", True, _A, f"{_PD} (NASA)", _sk("astronaut"), True),
+    Sample("camera", True, _A, "CC0 (Lav Varshney)", _sk("camera"), True),
+    Sample("coffee", True, _N, "CC0 (Rachel Michetti)", _sk("coffee"), True),
+    Sample("chelsea", True, _N, "CC0 (Stefan van der Walt)", _sk("chelsea"), True),
+    Sample("rocket", True, _N, f"{_PD} (SpaceX)", _sk("rocket"), True),
+    Sample("hubble_deep_field", True, _N, f"{_PD} (NASA)", _sk("hubble_deep_field"), True),
+    Sample("retina", True, _N, "CC0 (Mikael Häggström)", _sk("retina"), True),
+    Sample("immunohistochemistry", True, _N, _NO, _sk("immunohistochemistry"), True),
+    Sample("coins", True, _N, f"{_NO} (Brooklyn Museum)", _sk("coins"), True),
+    Sample("brick", True, _N, "CC0 (CC0Textures)", _sk("brick"), True),
+    Sample("grass", True, _N, "CC0 (linolafett)", _sk("grass"), True),
+    Sample("gravel", True, _N, "CC0 (CC0Textures)", _sk("gravel"), True),
+    Sample("clock", True, _N, f"{_PD} (Stefan van der Walt)", _sk("clock"), True),
+    Sample("cell", True, _N, "CC0", _sk("cell"), True),
+    Sample("microaneurysms", True, _N, "CC0 (Andreas Maier)", _sk("microaneurysms"), True),
+    Sample("china", True, _N, "CC BY 2.0 (danielbuechele)", _sklearn("china.jpg"), True),
+    Sample("flower", True, _N, "CC BY 2.0 (vultilion)", _sklearn("flower.jpg"), True),
+    Sample("moon", True, _N, _UNSTATED, _sk("moon"), False),
+    Sample(
+        "motorcycle",
+        True,
+        _N,
+        f"Middlebury 2014 stereo; {_UNSTATED}",
+        _sk("stereo_motorcycle", 0),
+        False,
+    ),
+    Sample("page", True, _N, _UNSTATED, _sk("page"), False),
+    Sample("text", True, _N, f"{_PD} (Wikipedia)", _sk("text"), True),
+    # Not photographs: never used for training, so they measure how the head generalises.
+    Sample("logo", False, _N, _UNSTATED, _sk("logo"), False),
+    Sample("colorwheel", False, _N, _UNSTATED, _sk("colorwheel"), False),
+    Sample("checkerboard", False, _N, _UNSTATED, _sk("checkerboard"), False),
+    Sample("horse", False, _N, "CC0 (Andreas Preuss, openclipart)", _sk("horse"), False),
+    Sample("binary_blobs", False, _N, "generated by scikit-image", _sk("binary_blobs"), False),
+    Sample(
+        "shepp_logan_phantom",
+        False,
+        _N,
+        "generated by scikit-image",
+        _sk("shepp_logan_phantom"),
+        False,
+    ),
+)
+
+
+def lfw_faces() -> tuple[list[Image.Image], list[Image.Image]]:
+    """scikit-image's LFW subset: 100 adult faces and 100 backgrounds, 25×25 grey crops.
+
+    Labeled Faces in the Wild holds news photographs of public figures (adults); its licence is
+    not stated in scikit-image. Used here only to measure, never to train.
+    """
+    import skimage.data
+
+    crops = skimage.data.lfw_subset()  # type: ignore[no-untyped-call]
+    images = [to_rgb(c) for c in crops]
+    return images[:100], images[100:]
