@@ -8,6 +8,7 @@ returned once, in the response body, and is stored only as a hash.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -19,6 +20,7 @@ from safestack.classify.faces import REFERENCE_MIN_SCORE, default_embedder
 from safestack.errors import ClassifierError, RecordConflictError, RecordNotFoundError
 from safestack.gateway._auth import AdminActor, GatewayDep, HTTPProblem
 from safestack.gateway._state import Gateway
+from safestack.hashing import read_hash_lines
 from safestack.hashing._reports import cybertipline_report
 from safestack.media import decode_image
 from safestack.store import (
@@ -27,6 +29,7 @@ from safestack.store import (
     AuditEntry,
     DecisionRecord,
     HashBank,
+    HashImport,
     OptOut,
     Report,
 )
@@ -90,14 +93,46 @@ class NewOptOut(_Body):
     )
 
 
+class BankActions(_Body):
+    """What a match against the bank does; the card's answer to known CSAM is all three."""
+
+    reject: bool = True
+    report: bool = True
+    ban: bool = True
+
+    def chosen(self) -> list[str]:
+        return [name for name in ("reject", "report", "ban") if getattr(self, name)]
+
+
 class NewHashBank(_Body):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     enabled: bool = True
+    actions: BankActions = Field(default_factory=BankActions)
 
 
 class HashBankChange(_Body):
-    enabled: bool
+    enabled: bool | None = None
+    actions: BankActions | None = None
+
+
+class NewHash(_Body):
+    hash: str = Field(min_length=32, max_length=64, pattern=r"^[0-9a-fA-F]+$")
+    type: Literal["sha256", "md5", "pdq"] | None = Field(
+        default=None, description="Default: by length (32 → md5; 64 → sha256 and pdq)."
+    )
+    quality: int | None = Field(default=None, ge=0, le=100)
+    details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+#: Keys the bank-file reader gives a meaning; metadata may not use them.
+_RESERVED_KEYS = frozenset(
+    {"hash", "type", "quality", "signal_value", "value", "signal_type", "hash_type"}
+)
+
+
+class HashUpload(_Body):
+    hashes: list[NewHash] = Field(min_length=1, max_length=10_000)
 
 
 ActorName = Annotated[
@@ -403,6 +438,12 @@ async def _reference_photo(request: Request, max_bytes: int) -> bytes:
     return data
 
 
+def _banks_changed(gateway: Gateway) -> None:
+    """This replica applies a bank change at once; the others within the matcher's interval."""
+    if gateway.hash_matcher is not None:
+        gateway.hash_matcher.invalidate()
+
+
 @router.get("/hash-banks", response_model=list[HashBank])
 async def list_hash_banks(gateway: GatewayDep, actor: AdminActor) -> Any:
     return await run_in_threadpool(gateway.store.list_hash_banks)
@@ -417,9 +458,46 @@ async def create_hash_bank(
             name=body.name,
             description=body.description,
             enabled=body.enabled,
+            actions=body.actions.chosen(),
             actor=_who(actor, name),
         )
     )
+
+
+@router.get("/hash-banks/{bank_id}", response_model=HashBank)
+async def get_hash_bank(bank_id: str, gateway: GatewayDep, actor: AdminActor) -> Any:
+    return await run_in_threadpool(gateway.store.get_hash_bank, bank_id)
+
+
+@router.post("/hash-banks/{bank_id}/hashes", response_model=HashImport)
+async def add_hashes(
+    bank_id: str,
+    body: HashUpload,
+    gateway: GatewayDep,
+    actor: AdminActor,
+    name: ActorName = None,
+) -> Any:
+    """Up to 10,000 hashes per call (bigger banks: ``safestack hashes import``); all or none."""
+    lines = "\n".join(
+        json.dumps(
+            {
+                "hash": h.hash,
+                **({"type": h.type} if h.type else {}),
+                **({"quality": h.quality} if h.quality is not None else {}),
+                **{k: v for k, v in h.details.items() if k not in _RESERVED_KEYS},
+            }
+        )
+        for h in body.hashes
+    )
+
+    def add() -> Any:
+        bank = gateway.store.get_hash_bank(bank_id)  # 404 before parsing anything
+        entries = read_hash_lines(lines, source="request body")
+        added = gateway.store.import_hashes(bank.id, entries, create=False, actor=_who(actor, name))
+        _banks_changed(gateway)
+        return added
+
+    return await run_in_threadpool(add)
 
 
 @router.patch("/hash-banks/{bank_id}", response_model=HashBank)
@@ -430,9 +508,18 @@ async def set_hash_bank(
     actor: AdminActor,
     name: ActorName = None,
 ) -> Any:
-    return await run_in_threadpool(
-        lambda: gateway.store.set_hash_bank_enabled(bank_id, body.enabled, actor=_who(actor, name))
-    )
+    who = _who(actor, name)
+
+    def change() -> Any:
+        bank = gateway.store.get_hash_bank(bank_id)
+        if body.enabled is not None:
+            bank = gateway.store.set_hash_bank_enabled(bank_id, body.enabled, actor=who)
+        if body.actions is not None:
+            bank = gateway.store.set_hash_bank_actions(bank_id, body.actions.chosen(), actor=who)
+        _banks_changed(gateway)
+        return bank
+
+    return await run_in_threadpool(change)
 
 
 @router.get("/audit", response_model=list[AuditEntry])

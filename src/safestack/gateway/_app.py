@@ -52,7 +52,7 @@ from safestack.gateway._state import (
     opt_out_faces,
 )
 from safestack.gateway._wire import ErrorBody, error_body
-from safestack.hashing._enforce import Enforcer
+from safestack.hashing import Enforcer, HashMatcher
 from safestack.hashing._reports import ReportDeliverer
 from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
@@ -103,7 +103,8 @@ def create_app(
     base = next(iter(stacks.values()))
     names = NameRegistry()
     faces = opt_out_faces(store) if image_stack is None else None
-    image_base = image_stack or build_image_checks(config, base, names, faces)
+    matcher = HashMatcher(store)
+    image_base = image_stack or build_image_checks(config, base, matcher, names, faces)
     gateway = Gateway(
         config=config,
         store=store,
@@ -120,6 +121,7 @@ def create_app(
         enforcer=Enforcer(store, receiver=config.reports),
         opt_out_names=names,
         opt_out_faces=faces,
+        hash_matcher=matcher,
     )
     # Reports of known-bad media go out through the store as an outbox; every replica runs a
     # deliverer and they never send the same report at once (see ReportDeliverer).

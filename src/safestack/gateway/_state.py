@@ -24,7 +24,7 @@ from safestack.classify.rules import ArtistStyleRule, NameRegistry, PublicFigure
 from safestack.gateway._config import DEFAULT_IMAGE_MODEL_NAME, DEFAULT_MODEL_NAME, GatewayConfig
 from safestack.gateway._image_files import ImageFiles
 from safestack.gateway._metrics import GatewayMetrics
-from safestack.hashing._enforce import Enforcer
+from safestack.hashing import Enforcer, HashMatcher, hash_image
 from safestack.http_endpoint import HTTPEndpoint
 from safestack.media import ImageLimits
 from safestack.models import OpenAICompatibleImageModel, OpenAICompatibleModel, SamplePhotosModel
@@ -78,6 +78,7 @@ def opt_out_faces(store: Store) -> OptOutFaceClassifier | None:
 def build_image_checks(
     config: GatewayConfig,
     base: SafetyStack,
+    matcher: HashMatcher,
     names: NameRegistry,
     faces: OptOutFaceClassifier | None,
 ) -> ImageSafetyStack:
@@ -85,7 +86,8 @@ def build_image_checks(
 
     Prompts go through the chat stack's own input layer (the same loaded text classifiers),
     then the living-artist and public-figure rules, which read the opt-outs through ``names``;
-    uploads and outputs through the image classifiers and ``faces``.
+    uploads and outputs through known-bad hash matching (the store's enabled banks), the image
+    classifiers and ``faces``.
     """
     return ImageSafetyStack(
         model=SamplePhotosModel(),
@@ -94,6 +96,8 @@ def build_image_checks(
         prompt_rules=[ArtistStyleRule(registry=names), PublicFigureRule(registry=names)],
         image_classifier=ImageSafetyClassifier(policy=base.policy),
         face_matcher=faces,
+        hash_matcher=matcher,
+        hash_image=hash_image,
         limits=ImageLimits(max_bytes=config.max_upload_bytes),
         name=f"{base.name}+images",
     )
@@ -138,6 +142,7 @@ class Gateway:
     enforcer: Enforcer
     opt_out_names: NameRegistry
     opt_out_faces: OptOutFaceClassifier | None = None
+    hash_matcher: HashMatcher | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None

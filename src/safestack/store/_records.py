@@ -21,11 +21,14 @@ __all__ = [
     "AccountStatus",
     "ApiKeyInfo",
     "AuditEntry",
+    "BankEntry",
     "DecisionRecord",
     "DeliveryStatus",
     "HashBank",
+    "HashImport",
     "HashMatchRecord",
     "NewDecision",
+    "NewHashEntry",
     "OptOut",
     "OptOutKind",
     "Report",
@@ -167,7 +170,11 @@ class OptOut(BaseModel):
 
 
 class HashBank(BaseModel):
-    """A named bank of known-bad media hashes; matching uses only the enabled banks."""
+    """A named bank of known-bad media hashes; matching uses only the enabled banks.
+
+    ``actions`` say what a match does (the published card's answer to a confirmed known-CSAM
+    match is all three: reject the request, report it, ban the account).
+    """
 
     model_config = _FROZEN
 
@@ -176,6 +183,48 @@ class HashBank(BaseModel):
     description: str | None
     enabled: bool
     created_at: datetime
+    action_reject: bool = True
+    action_report: bool = True
+    action_ban: bool = True
+    updated_at: datetime | None = None
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="Entries per hash type (sha256, md5, pdq)."
+    )
+
+
+class NewHashEntry(BaseModel):
+    """One hash to import into a bank: ``hash_type`` sha256, md5 or pdq, ``value`` lower hex."""
+
+    model_config = _FROZEN
+
+    hash_type: Literal["sha256", "md5", "pdq"]
+    value: str = Field(pattern=r"^[0-9a-f]{32}([0-9a-f]{32})?$")
+    quality: int | None = Field(default=None, ge=0, le=100)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class HashImport(BaseModel):
+    """What an import did: entries added and already present, per hash type."""
+
+    model_config = _FROZEN
+
+    bank: HashBank
+    created_bank: bool
+    added: dict[str, int]
+    already_present: dict[str, int]
+
+
+class BankEntry(BaseModel):
+    """An entry of an enabled bank as the matcher loads it."""
+
+    model_config = _FROZEN
+
+    bank_id: str
+    bank: str
+    actions: frozenset[str]
+    hash_type: str
+    value: str
+    quality: int | None
 
 
 class StrikePolicy(BaseModel):

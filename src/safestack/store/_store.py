@@ -20,7 +20,7 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -28,6 +28,8 @@ from typing import Any, Self, cast, get_args
 
 from alembic.util import CommandError
 from sqlalchemy import URL, ColumnElement, Engine, exc, func, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from safestack.errors import (
@@ -53,11 +55,14 @@ from safestack.store._records import (
     AccountStatus,
     ApiKeyInfo,
     AuditEntry,
+    BankEntry,
     DecisionRecord,
     DeliveryStatus,
     HashBank,
+    HashImport,
     HashMatchRecord,
     NewDecision,
+    NewHashEntry,
     OptOut,
     OptOutKind,
     Report,
@@ -70,6 +75,7 @@ from safestack.store._tables import (
     AuditRow,
     DecisionRow,
     HashBankRow,
+    HashEntryRow,
     OptOutRow,
     ReportRow,
 )
@@ -264,14 +270,38 @@ def _opt_out(row: OptOutRow) -> OptOut:
     )
 
 
-def _hash_bank(row: HashBankRow) -> HashBank:
+def _hash_bank(row: HashBankRow, counts: dict[str, int] | None = None) -> HashBank:
     return HashBank(
         id=row.id,
         name=row.name,
         description=row.description,
         enabled=row.enabled,
         created_at=row.created_at,
+        action_reject=row.action_reject,
+        action_report=row.action_report,
+        action_ban=row.action_ban,
+        updated_at=row.updated_at,
+        counts=counts or {},
     )
+
+
+_BANK_ACTIONS = ("reject", "report", "ban")
+_IMPORT_BATCH = 5_000
+
+
+def _bank_actions(actions: Iterable[str]) -> frozenset[str]:
+    if isinstance(actions, str):
+        actions = [actions]
+    chosen = frozenset(actions)
+    unknown = sorted(chosen - set(_BANK_ACTIONS))
+    if unknown:
+        raise InputError(f"unknown hash bank action(s) {unknown}; allowed: reject, report, ban")
+    return chosen
+
+
+def _row_actions(row: HashBankRow) -> set[str]:
+    flags = (row.action_reject, row.action_report, row.action_ban)
+    return {name for name, on in zip(_BANK_ACTIONS, flags, strict=True) if on}
 
 
 def _insert_unique(session: Session, row: object, conflict: str) -> None:
@@ -1210,17 +1240,33 @@ class Store:
             ]
 
     def create_hash_bank(
-        self, *, name: str, description: str | None = None, enabled: bool = True, actor: str
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        enabled: bool = True,
+        actions: Iterable[str] = ("reject", "report", "ban"),
+        actor: str,
     ) -> HashBank:
-        """Create a named hash bank; names are unique (a duplicate is a RecordConflictError)."""
+        """Create a named hash bank; names are unique (a duplicate is a RecordConflictError).
+
+        ``actions`` default to all three (reject, report, ban): what the published card does on a
+        confirmed known-CSAM match. A bank for review-only signals might report without rejecting.
+        """
         name = _required(name, "hash bank name", max_length=200)
         _required(actor, "actor")
+        chosen = _bank_actions(actions)
+        now = _now()
         row = HashBankRow(
             id=_new_id("bank"),
             name=name,
             description=description,
             enabled=enabled,
-            created_at=_now(),
+            created_at=now,
+            updated_at=now,
+            action_reject="reject" in chosen,
+            action_report="report" in chosen,
+            action_ban="ban" in chosen,
         )
         with self._transaction(write=True) as session:
             _insert_unique(session, row, f"a hash bank named {name!r} already exists")
@@ -1229,15 +1275,45 @@ class Store:
                 actor=actor,
                 action="hash_bank.create",
                 target=row.id,
-                details={"name": name, "enabled": enabled},
+                details={"name": name, "enabled": enabled, "actions": sorted(chosen)},
             )
             return _hash_bank(row)
 
     def list_hash_banks(self) -> list[HashBank]:
-        """Every hash bank, by name."""
+        """Every hash bank, by name, with its entry counts per hash type."""
         query = select(HashBankRow).order_by(HashBankRow.name)
+        counts = select(HashEntryRow.bank_id, HashEntryRow.hash_type, func.count()).group_by(
+            HashEntryRow.bank_id, HashEntryRow.hash_type
+        )
         with self._transaction(write=False) as session:
-            return [_hash_bank(row) for row in session.scalars(query)]
+            per_bank: dict[str, dict[str, int]] = {}
+            for bank_id, hash_type, n in session.execute(counts):
+                per_bank.setdefault(bank_id, {})[hash_type] = int(n)
+            return [_hash_bank(row, per_bank.get(row.id, {})) for row in session.scalars(query)]
+
+    def get_hash_bank(self, bank: str) -> HashBank:
+        """A bank by id or by name (RecordNotFoundError if neither)."""
+        with self._transaction(write=False) as session:
+            row = self._find_bank(session, bank)
+            if row is None:
+                raise RecordNotFoundError(f"no hash bank with id or name {bank!r}")
+            return _hash_bank(row, self._bank_counts(session, row.id))
+
+    @staticmethod
+    def _find_bank(session: Session, bank: str, *, lock: bool = False) -> HashBankRow | None:
+        query = select(HashBankRow).where((HashBankRow.id == bank) | (HashBankRow.name == bank))
+        if lock:
+            query = query.with_for_update()
+        return session.scalars(query).first()
+
+    @staticmethod
+    def _bank_counts(session: Session, bank_id: str) -> dict[str, int]:
+        query = (
+            select(HashEntryRow.hash_type, func.count())
+            .where(HashEntryRow.bank_id == bank_id)
+            .group_by(HashEntryRow.hash_type)
+        )
+        return {hash_type: int(n) for hash_type, n in session.execute(query)}
 
     def set_hash_bank_enabled(self, bank_id: str, enabled: bool, *, actor: str) -> HashBank:
         """Switch a hash bank on or off for matching."""
@@ -1249,6 +1325,7 @@ class Store:
                 raise RecordNotFoundError(f"no hash bank with id {bank_id!r}")
             previous = row.enabled
             row.enabled = enabled
+            row.updated_at = _now()
             self._write_audit(
                 session,
                 actor=actor,
@@ -1256,7 +1333,142 @@ class Store:
                 target=bank_id,
                 details={"name": row.name, "enabled": enabled, "previous": previous},
             )
-            return _hash_bank(row)
+            return _hash_bank(row, self._bank_counts(session, row.id))
+
+    def set_hash_bank_actions(
+        self, bank_id: str, actions: Iterable[str], *, actor: str
+    ) -> HashBank:
+        """Choose what a match against the bank does (any of reject, report, ban)."""
+        _required(actor, "actor")
+        chosen = _bank_actions(actions)
+        with self._transaction(write=True) as session:
+            query = select(HashBankRow).where(HashBankRow.id == bank_id).with_for_update()
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                raise RecordNotFoundError(f"no hash bank with id {bank_id!r}")
+            previous = sorted(_row_actions(row))
+            row.action_reject = "reject" in chosen
+            row.action_report = "report" in chosen
+            row.action_ban = "ban" in chosen
+            row.updated_at = _now()
+            self._write_audit(
+                session,
+                actor=actor,
+                action="hash_bank.set_actions",
+                target=bank_id,
+                details={"name": row.name, "actions": sorted(chosen), "previous": previous},
+            )
+            return _hash_bank(row, self._bank_counts(session, row.id))
+
+    def import_hashes(
+        self,
+        bank: str,
+        entries: Iterable[NewHashEntry],
+        *,
+        create: bool = True,
+        description: str | None = None,
+        actor: str,
+    ) -> HashImport:
+        """Add ``entries`` to the bank named (or with id) ``bank``, creating it if ``create``.
+
+        One transaction: a failure stores nothing. Entries already in the bank are skipped, so
+        importing the same file twice changes nothing. Batches of 5,000 keep memory flat for
+        files of millions of hashes.
+        """
+        _required(actor, "actor")
+        with self._transaction(write=True) as session:
+            row = self._find_bank(session, bank, lock=True)
+            created = row is None
+            if row is None:
+                if not create:
+                    raise RecordNotFoundError(f"no hash bank with id or name {bank!r}")
+                now = _now()
+                row = HashBankRow(
+                    id=_new_id("bank"),
+                    name=_required(bank, "hash bank name", max_length=200),
+                    description=description,
+                    enabled=True,
+                    created_at=now,
+                    updated_at=now,
+                    action_reject=True,
+                    action_report=True,
+                    action_ban=True,
+                )
+                _insert_unique(session, row, f"a hash bank named {bank!r} already exists")
+            before = self._bank_counts(session, row.id)
+            offered: dict[str, int] = {}
+            batch: list[dict[str, Any]] = []
+            now = _now()
+            for entry in entries:
+                offered[entry.hash_type] = offered.get(entry.hash_type, 0) + 1
+                batch.append(
+                    {
+                        "bank_id": row.id,
+                        "hash_type": entry.hash_type,
+                        "value": entry.value,
+                        "quality": entry.quality,
+                        "details": entry.details,
+                        "created_at": now,
+                    }
+                )
+                if len(batch) >= _IMPORT_BATCH:
+                    self._insert_entries(session, batch)
+                    batch = []
+            if batch:
+                self._insert_entries(session, batch)
+            after = self._bank_counts(session, row.id)
+            added = {t: after.get(t, 0) - before.get(t, 0) for t in offered}
+            present = {t: offered[t] - added[t] for t in offered}
+            row.updated_at = _now()
+            self._write_audit(
+                session,
+                actor=actor,
+                action="hash_bank.import",
+                target=row.id,
+                details={"name": row.name, "added": added, "already_present": present},
+            )
+            return HashImport(
+                bank=_hash_bank(row, after),
+                created_bank=created,
+                added=added,
+                already_present=present,
+            )
+
+    def _insert_entries(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Insert, skipping entries the bank already has (and duplicates within the batch)."""
+        unique = list({(r["hash_type"], r["value"]): r for r in rows}.values())
+        insert: Any = (
+            postgresql_insert(HashEntryRow)
+            if session.get_bind().dialect.name == "postgresql"
+            else sqlite_insert(HashEntryRow)
+        )
+        session.execute(insert.on_conflict_do_nothing(), unique)
+
+    def hash_banks_version(self) -> tuple[int, str]:
+        """Changes whenever a bank or its entries change: how a matcher knows it is stale."""
+        query = select(func.count(HashBankRow.id), func.max(HashBankRow.updated_at))
+        with self._transaction(write=False) as session:
+            count, latest = session.execute(query).one()
+            return int(count), latest.isoformat() if latest is not None else ""
+
+    def enabled_hash_entries(self) -> Iterator[BankEntry]:
+        """Every entry of every enabled bank (what the matcher indexes), streamed."""
+        query = (
+            select(HashBankRow, HashEntryRow.hash_type, HashEntryRow.value, HashEntryRow.quality)
+            .join(HashEntryRow, HashEntryRow.bank_id == HashBankRow.id)
+            .where(HashBankRow.enabled.is_(True))
+            .execution_options(yield_per=10_000)
+        )
+        with self._transaction(write=False) as session:
+            for bank, hash_type, value, quality in session.execute(query):
+                yield BankEntry(
+                    bank_id=bank.id,
+                    bank=bank.name,
+                    actions=frozenset(_row_actions(bank)),
+                    hash_type=hash_type,
+                    value=value,
+                    quality=quality,
+                )
 
     # -- audit log --------------------------------------------------------------------------------
 

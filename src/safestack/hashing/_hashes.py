@@ -1,0 +1,72 @@
+"""The hashes of one image: exact (SHA-256, MD5 of the bytes) and perceptual (PDQ of the pixels).
+
+PDQ hex follows the convention of Meta's ThreatExchange tooling (python-threatexchange, HMA): the
+256 bits of ``pdqhash.compute`` in the order returned, most significant first, as 64 lower-case
+hex digits. Hashes exported by those tools therefore compare with ours bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pdqhash
+from numpy.typing import NDArray
+from PIL import Image
+
+from safestack.hashing._types import ImageHashes
+from safestack.media import DEFAULT_LIMITS, DecodedImage, ImageLimits, decode_image
+
+__all__ = ["bits_from_hex", "hash_bytes", "hash_image", "hex_from_bits", "pdq_of"]
+
+#: PDQ works on a 64×64 luminance grid after downsampling; the reference hashers resize larger
+#: images to at most 512 px first, which changes the hash by a few bits at most and bounds time.
+_PDQ_MAX_SIDE = 512
+
+
+def hex_from_bits(bits: NDArray[np.integer]) -> str:
+    """256 bits (most significant first) as 64 lower-case hex digits."""
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
+
+
+def bits_from_hex(value: str) -> NDArray[np.uint8]:
+    """The inverse of :func:`hex_from_bits`."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(value), dtype=np.uint8))
+
+
+def pdq_of(frame: Image.Image) -> tuple[str, int]:
+    """PDQ hash (hex) and quality (0–100) of one RGB frame."""
+    if max(frame.size) > _PDQ_MAX_SIDE:
+        frame = frame.copy()
+        frame.thumbnail((_PDQ_MAX_SIDE, _PDQ_MAX_SIDE), Image.Resampling.LANCZOS)
+    pixels = np.ascontiguousarray(np.asarray(frame.convert("RGB"), dtype=np.uint8))
+    bits, quality = pdqhash.compute(pixels)
+    return hex_from_bits(bits), int(quality)
+
+
+def hash_image(image: DecodedImage) -> ImageHashes:
+    """Every hash matching needs: of the bytes as received, and of every frame's pixels.
+
+    Identical consecutive frames (common in animations) are hashed once.
+    """
+    frames: list[tuple[str, int]] = []
+    previous: bytes | None = None
+    for frame in image.frames:
+        raw = frame.tobytes()
+        if raw == previous:
+            continue
+        previous = raw
+        frames.append(pdq_of(frame))
+    first_pdq, first_quality = frames[0]
+    return ImageHashes(
+        sha256=hashlib.sha256(image.data).hexdigest(),
+        md5=hashlib.md5(image.data, usedforsecurity=False).hexdigest(),
+        pdq=first_pdq,
+        quality=first_quality,
+        frame_pdq=tuple(frames),
+    )
+
+
+def hash_bytes(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ImageHashes:
+    """Decode, then hash; an image that cannot be decoded raises (it is never passed)."""
+    return hash_image(decode_image(data, limits))
