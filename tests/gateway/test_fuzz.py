@@ -50,6 +50,7 @@ _CONTENT_RULES = frozenset(
         "/v1/images/generations",
         "/v1/images/edits",
         "/admin/opt-outs/{opt_out_id}/faces",
+        "/admin/hash-banks/{bank_id}/hashes",
     }
 )
 
@@ -248,8 +249,8 @@ def test_fuzz(
         case.headers["Authorization"] = f"Bearer {other}"
     # Rules JSON Schema cannot state, so schema-valid data may rightly get 400 there: a chat must
     # end with a user or tool message; an image prompt may be refused by the safety system; a
-    # reference photo must show exactly one face; an image must decode. Every other operation
-    # keeps the check.
+    # reference photo must show exactly one face; an image must decode; a hash's type must fit
+    # its length. Every other operation keeps the check.
     excluded = [positive_data_acceptance] if path in _CONTENT_RULES else []
     response = case.call_and_validate(
         excluded_checks=excluded,

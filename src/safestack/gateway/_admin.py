@@ -117,11 +117,14 @@ class HashBankChange(_Body):
 
 
 class NewHash(_Body):
-    hash: str = Field(min_length=32, max_length=64, pattern=r"^[0-9a-fA-F]+$")
+    hash: str = Field(pattern=r"^([0-9a-fA-F]{32}|[0-9a-fA-F]{64})$")
     type: Literal["sha256", "md5", "pdq"] | None = Field(
-        default=None, description="Default: by length (32 → md5; 64 → sha256 and pdq)."
+        default=None,
+        description="Default: by length (32 → md5; 64 → sha256 and pdq). A type whose length "
+        "does not fit the hash is refused with 400.",
     )
-    quality: int | None = Field(default=None, ge=0, le=100)
+    # JSON has one number type: 78.0 is a valid integer quality (strict mode would refuse it).
+    quality: int | None = Field(default=None, ge=0, le=100, strict=False)
     details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
