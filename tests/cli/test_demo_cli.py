@@ -49,3 +49,19 @@ def test_demo_runs_real_requests_through_every_configuration(datasets_dir: objec
         for row in stack["requests"]
         for o in row["outcome"].values()
     )
+
+
+def test_demo_runs_image_requests_through_the_image_checks() -> None:
+    result = CliRunner().invoke(app, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["request"]: row for row in json.loads(result.stdout)["images"]}
+    assert rows["generate: a photo of a cat on a sofa"]["outcome"] == "answered"
+    assert rows["generate: a portrait photo of a woman"]["label"] == "photorealistic_adult"
+    refused = rows["generate: a castle at dusk in the style of Greg Rutkowski"]
+    assert refused["outcome"] == "input" and refused["categories"] == ["intellectual_property"]
+    assert rows["generate: a castle at dusk in the style of Van Gogh"]["outcome"] == "answered"
+    banked = rows["edit: make it brighter (upload: a JPEG copy of the banked photo)"]
+    assert banked["outcome"] == "input" and banked["hash_match"]["type"] == "pdq"
+    assert banked["hash_match"]["distance"] <= 31
+    garbage = rows["edit: make it brighter (upload: 200 bytes of garbage)"]
+    assert garbage["outcome"].startswith("400 image_")

@@ -132,6 +132,105 @@ def _eval_section(quiet: bool) -> list[dict[str, Any]]:
         )
 
 
+def _image_section() -> list[dict[str, Any]]:
+    """Image requests through every image check, around the offline sample-photos upstream.
+
+    The "known-bad" bank holds the PDQ hash of a public-domain coffee-cup photograph: a stand-in
+    (no real known-bad media ships with safestack), so that the demo shows a perceptual match on
+    a re-encoded, resized copy.
+    """
+    import io
+    import tempfile
+
+    from PIL import Image
+
+    from safestack.classify.images import ImageSafetyClassifier
+    from safestack.classify.rules import ArtistStyleRule, NameRegistry, PublicFigureRule
+    from safestack.errors import ImageError
+    from safestack.hashing import HashMatcher, hash_bytes
+    from safestack.models import SamplePhotosModel
+    from safestack.stack import ImageSafetyStack, SafetyStack
+    from safestack.store import NewHashEntry, Store
+
+    model = SamplePhotosModel()
+    [coffee] = model.generate("coffee")
+    with Image.open(io.BytesIO(coffee)) as photo:
+        buffer = io.BytesIO()
+        photo.convert("RGB").resize((300, 200)).save(buffer, format="JPEG", quality=70)
+    copy = buffer.getvalue()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp, Store(f"sqlite:///{tmp}/demo.db") as store:
+        store.migrate()
+        banked = hash_bytes(coffee)
+        entry = NewHashEntry(hash_type="pdq", value=banked.pdq, quality=banked.quality)
+        store.import_hashes("demo-known-bad", [entry], actor="demo")
+        names = NameRegistry()
+        stack = ImageSafetyStack(
+            model=model,
+            prompt_layer=SafetyStack.from_config().input_layer,
+            prompt_rules=[ArtistStyleRule(registry=names), PublicFigureRule(registry=names)],
+            image_classifier=ImageSafetyClassifier(),
+            hash_matcher=HashMatcher(store),
+        )
+        requests: list[tuple[str, str, bytes | None]] = [
+            ("generate", "a photo of a cat on a sofa", None),
+            ("generate", "a portrait photo of a woman", None),
+            ("generate", "a castle at dusk in the style of Greg Rutkowski", None),
+            ("generate", "a castle at dusk in the style of Van Gogh", None),
+            ("edit", "make it brighter (upload: a JPEG copy of the banked photo)", copy),
+            ("edit", "make it brighter (upload: 200 bytes of garbage)", b"\x89PNG" + bytes(196)),
+        ]
+        for kind, prompt, upload in requests:
+            try:
+                if upload is None:
+                    result = stack.generate(prompt)
+                else:
+                    result = stack.edit(upload, prompt.split(" (")[0])
+            except ImageError as exc:
+                rows.append({"request": f"{kind}: {prompt}", "outcome": f"400 {exc.code}"})
+                continue
+            decision = result.decision
+            labels = [t.label for t in decision.trace if t.label and t.layer == "output"]
+            match = result.hash_match
+            rows.append(
+                {
+                    "request": f"{kind}: {prompt}",
+                    "outcome": decision.layer or decision.status,
+                    "categories": decision.categories,
+                    "label": labels[0] if labels else None,
+                    "hash_match": None
+                    if match is None
+                    else {"bank": match.bank, "type": match.hash_type, "distance": match.distance},
+                    "ms": decision.timings_ms.get("total"),
+                }
+            )
+    return rows
+
+
+def _print_image_section(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Image requests: prompt rules, hash matching, image classifiers")
+    for col in ("request", "outcome", "categories / label", "hash match", "ms"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        outcome = row["outcome"]
+        style = "green" if outcome == "answered" else "red"
+        match = row.get("hash_match")
+        table.add_row(
+            row["request"],
+            f"[{style}]{outcome}[/]",
+            ", ".join(row.get("categories") or []) or (row.get("label") or "-"),
+            "-"
+            if not match
+            else f"{match['bank']} ({match['type']}, distance {match['distance']})",
+            "-" if row.get("ms") is None else f"{row['ms']:.0f}",
+        )
+    console.print(table)
+    console.print(
+        "The upstream is safestack-sample-photos (public-domain photographs; it generates "
+        "nothing). Reference: docs/images.md\n"
+    )
+
+
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -153,6 +252,10 @@ def demo(
             "training); …_and_model_refusals = around Llama-2-chat, its refusals counted. "
             "Full runs: safestack eval run manual_redteam real_world jailbreak\n"
         )
+    with user_errors():
+        image_rows = _image_section()
+    if not as_json:
+        _print_image_section(image_rows)
     with user_errors():
         from safestack.classify import (
             EmbeddedOutputClassifier,
@@ -197,6 +300,7 @@ def demo(
                 "quality": quality_rows(metrics),
                 "stack": stack_section,
                 "evaluation": eval_rows,
+                "images": image_rows,
             }
         )
         return
