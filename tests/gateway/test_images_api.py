@@ -175,6 +175,13 @@ def test_bad_uploads_get_clear_4xx(
     assert response.json()["error"]["code"] == code
 
 
+def test_a_decompression_bomb_is_refused_from_its_header(gateway: RunningGateway) -> None:
+    bomb = _png(Image.new("1", (10_000, 10_000)))  # 100 megapixels in a few kilobytes
+    response = _post_edit(gateway, gateway.new_key(), bomb)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "image_too_many_pixels"
+
+
 def test_a_50_mb_upload_is_refused_before_it_is_read(gateway: RunningGateway) -> None:
     response = _post_edit(gateway, gateway.new_key(), b"\x00" * (50 * 1024 * 1024))
     assert response.status_code == 413

@@ -8,6 +8,7 @@ from safestack.cli.check import check
 from safestack.cli.classify import classify
 from safestack.cli.demo import demo
 from safestack.cli.eval import app as eval_app
+from safestack.cli.hashes import app as hashes_app
 from safestack.cli.images import app as images_app
 from safestack.cli.policy import app as policy_app
 from safestack.cli.redteam import app as redteam_app
@@ -34,6 +35,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(eval_app, name="eval")
 app.add_typer(redteam_app, name="redteam")
 app.add_typer(images_app, name="images")
+app.add_typer(hashes_app, name="hashes")
 
 
 def main() -> None:

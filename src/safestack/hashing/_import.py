@@ -136,7 +136,11 @@ def _records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for index, raw in enumerate(lines):
         line = raw.strip()
         if line and not line.startswith("#"):
-            yield index + 1, _plain(line)
+            try:
+                record = _plain(line)
+            except ValueError as exc:  # a bad line is reported with the others, at the end
+                record = {"error": str(exc)}
+            yield index + 1, record
 
 
 def _plain(line: str) -> dict[str, Any]:
