@@ -277,12 +277,20 @@ def list_command(database_url: DatabaseUrl = None, as_json: AsJson = False) -> N
 
 @app.command("match")
 def match_command(
-    image: ImageArg, database_url: DatabaseUrl = None, as_json: AsJson = False
+    image: ImageArg,
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+    fail_on_match: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-match", help="Exit 1 on a match (for scripts that gate on the answer)."
+        ),
+    ] = False,
 ) -> None:
     """Match an image against the enabled banks: exact SHA-256 / MD5, then PDQ within 31.
 
-    Exit 0 when nothing matches, 1 on a match (as `safestack check` exits 1 when it blocks),
-    2 on an error — an image that cannot be decoded is an error, never "no match".
+    Exit 0 with the answer (matched or not; with --fail-on-match a match exits 1), 2 on an
+    error — an image that cannot be decoded is an error, never "no match".
     """
     with user_errors():
         from safestack.hashing import HashMatcher
@@ -308,7 +316,8 @@ def match_command(
             f"{found.hash_type} ({how}); actions: {', '.join(sorted(found.actions)) or 'none'}",
             soft_wrap=True,
         )
-    raise typer.Exit(ExitCode.OK if found is None else ExitCode.FLAGGED)
+    if found is not None and fail_on_match:
+        raise typer.Exit(ExitCode.FLAGGED)
 
 
 def _set_enabled(bank: str, enabled: bool, database_url: str | None, as_json: bool) -> None:
