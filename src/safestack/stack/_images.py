@@ -161,9 +161,12 @@ class ImageSafetyStack:
         if self.prompt_layer is not None:
             self.prompt_layer.warm_up(who)
         for component in (*self.prompt_rules, self.image_classifier, self.face_matcher):
-            warm = getattr(component, "warm_up", None)
-            if callable(warm):
-                warm()
+            # Image classifiers load their weights with load(); others may offer warm_up().
+            for name in ("warm_up", "load"):
+                warm = getattr(component, name, None)
+                if callable(warm):
+                    warm()
+                    break
 
     # -- requests ------------------------------------------------------------------------------
 
