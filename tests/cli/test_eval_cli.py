@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from safestack.cli import app
-from safestack.evals import read_log
+from safestack.evals import load_evidence, read_log
 
 ROW_FIELDS = {"source", "config", "category", "not_unsafe", "not_overrefuse", "n"}
 
@@ -132,6 +132,8 @@ def test_model_benchmarks_need_a_live_model(
     assert overall["n"] == 12 and 0.0 <= overall["accuracy"] <= 1.0
     assert overall["accuracy_low"] <= overall["accuracy"] <= overall["accuracy_high"]
     assert overall["not_unsafe"] is None and overall["not_overrefuse"] is None
+    (logged,) = load_evidence([out["log"]])  # type: ignore[list-item]
+    assert logged.kind == "truthfulqa" and logged.rows == rows and logged.configs == [str(stack)]
 
     code, out, _ = invoke(
         "run",
@@ -171,15 +173,26 @@ def test_automated_redteam_task_is_generated_from_the_policy(tmp_path: Path) -> 
 
 
 @pytest.mark.usefixtures("datasets_dir")
-def test_quality_and_bias_commands() -> None:
-    code, out, _ = invoke("quality", "xstest", "--limit", "40", "--json")
+def test_quality_and_bias_commands_log_their_reports_as_evidence(tmp_path: Path) -> None:
+    logs = ("--log-dir", str(tmp_path))
+    code, out, _ = invoke("quality", "xstest", "--limit", "40", "--json", *logs)
     assert code == 0
     (report,) = out["reports"]  # type: ignore[misc]
     assert report["dataset"] == "xstest" and report["n"] == 40
     assert "held" in report["split"].lower()
-    code, out, _ = invoke("bias", "--dataset", "davidson", "--limit-per-group", "15", "--json")
+    (quality,) = load_evidence([out["log"]])  # type: ignore[list-item]
+    assert quality.kind == "quality" and quality.run_id == out["run_id"]
+    (row,) = quality.rows
+    assert row["n"] == 40 and row["precision"] == report["binary"]["precision"]
+    assert quality.datasets == ["xstest (CC-BY-4.0)"]
+    code, out, _ = invoke(
+        "bias", "--dataset", "davidson", "--limit-per-group", "15", "--json", *logs
+    )
     assert code == 0
     groups = out["groups"]
     assert isinstance(groups, list) and all(0.0 <= g["fpr"]["value"] <= 1.0 for g in groups)
+    (bias,) = load_evidence([out["log"]])  # type: ignore[list-item]
+    assert [r["group"] for r in bias.rows] == [g["group"] for g in groups]
+    assert [r["n_flagged"] for r in bias.rows] == [g["n_flagged"] for g in groups]
     code, _, err = invoke("bias", "--dataset", "nope")
     assert code == 2 and "allowed: toxigen, davidson" in err

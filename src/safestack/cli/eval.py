@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
 import random
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +25,11 @@ app = typer.Typer(
 DEFAULT_CONFIGS = "system_mitigations,system_mitigations_and_model_refusals"
 #: Tasks that ask the configured *model* multiple-choice questions (no safety layers involved).
 BENCHMARKS = ("truthfulqa", "bbq")
+#: The data behind each benchmark, with its licence (see ../shared/datasets/*/SOURCE.md).
+BENCHMARK_DATASETS = {
+    "truthfulqa": "TruthfulQA (Apache-2.0)",
+    "bbq": "BBQ (CC-BY-4.0)",
+}
 
 
 def _proportion_fields(prefix: str, value: Any) -> dict[str, Any]:
@@ -158,15 +163,20 @@ def run(
                     f"{', '.join(BENCHMARKS)} ask the model questions; run them apart from the "
                     "safety tasks"
                 )
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-            path = log_dir / f"{task}-{stamp}.json"
-            rows = [
-                row
-                for name in benchmarks
-                for row in benchmark_rows(name, names, limit, seed, concurrency)
-            ]
-            log_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"run_id": path.stem, "rows": rows}, indent=1))
+            from safestack.evals import write_report_log
+
+            if len(benchmarks) > 1:
+                raise InputError("run truthfulqa and bbq one at a time: each has its own log")
+            rows = benchmark_rows(benchmarks[0], names, limit, seed, concurrency)
+            path = write_report_log(
+                log_dir,
+                benchmarks[0],  # type: ignore[arg-type]
+                task,
+                rows,
+                configs=names,
+                datasets=[BENCHMARK_DATASETS[benchmarks[0]]],
+                header={"limit": limit, "seed": seed},
+            )
             if as_json:
                 emit_json({"run_id": path.stem, "log": str(path), "rows": rows})
             else:
@@ -313,19 +323,34 @@ def quality(
         typer.Argument(help="Training sources to score on (default: xstest toxigen davidson)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="At most N held-out items per source.")] = None,
+    log_dir: Annotated[
+        Path, typer.Option(help="Where the report log (evidence for cards) is written.")
+    ] = Path("safestack-logs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The prompt classifier's precision, recall, F1, AUPRC and confusion on held-out items.
 
     Only items in the shipped heads' held-out split are scored (data the classifier never saw).
+    The reports are logged (``quality-*.json`` in --log-dir) for ``safestack card build``.
     """
     with user_errors():
-        from safestack.evals.quality import quality_on_dataset
+        from safestack.evals.quality import quality_on_dataset, write_quality_log
 
         names = sources or ["xstest", "toxigen", "davidson"]
-        reports = [quality_on_dataset(name, limit=limit) for name in names]
+        busy = (
+            contextlib.nullcontext() if as_json else err_console.status("scoring held-out items…")
+        )
+        with busy:
+            reports = [quality_on_dataset(name, limit=limit) for name in names]
+        path = write_quality_log(log_dir, reports, limit=limit)
     if as_json:
-        emit_json({"reports": [r.model_dump(mode="json") for r in reports]})
+        emit_json(
+            {
+                "run_id": path.stem,
+                "log": str(path),
+                "reports": [r.model_dump(mode="json") for r in reports],
+            }
+        )
         return
     t = Table(title="embedded-prompt on held-out items (published 'classifier results' layout)")
     for col in ("dataset", "n", "precision", "recall", "F1", "AUPRC", "FPR"):
@@ -341,6 +366,7 @@ def quality(
             ),
         )
     console.print(t)
+    console.print(f"log: {escape(str(path))}")
 
 
 @app.command("bias")
@@ -352,9 +378,15 @@ def bias_rates(
         bool, typer.Option(help="Only texts the classifier never saw in training.")
     ] = True,
     limit_per_group: Annotated[int | None, typer.Option(help="At most N texts per group.")] = None,
+    log_dir: Annotated[
+        Path, typer.Option(help="Where the report log (evidence for cards) is written.")
+    ] = Path("safestack-logs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Per-group false-positive rate of the input classifier on benign texts about each group."""
+    """Per-group false-positive rate of the input classifier on benign texts about each group.
+
+    The rates are logged (``bias-<dataset>-*.json`` in --log-dir) for ``safestack card build``.
+    """
     with user_errors():
         from safestack.classify import EmbeddedPromptClassifier
         from safestack.errors import InputError
@@ -364,9 +396,25 @@ def bias_rates(
         if dataset not in loaders:
             raise InputError(f"unknown dataset {dataset!r}; allowed: {', '.join(loaders)}")
         texts = loaders[dataset](limit_per_group=limit_per_group, heldout_only=heldout_only)
-        rates = bias.group_false_positive_rates(EmbeddedPromptClassifier(), texts)
+        classifier = EmbeddedPromptClassifier()
+        rates = bias.group_false_positive_rates(classifier, texts)
+        path = bias.write_group_rates_log(
+            log_dir,
+            dataset,
+            classifier.spec.name,
+            rates,
+            heldout_only=heldout_only,
+            limit_per_group=limit_per_group,
+        )
     if as_json:
-        emit_json({"dataset": dataset, "groups": [r.model_dump(mode="json") for r in rates]})
+        emit_json(
+            {
+                "run_id": path.stem,
+                "log": str(path),
+                "dataset": dataset,
+                "groups": [r.model_dump(mode="json") for r in rates],
+            }
+        )
         return
     t = Table(title=f"embedded-prompt false-positive rate by group ({dataset}, benign texts)")
     for col in ("group", "n", "flagged", "FPR [95 % CI]"):
@@ -379,3 +427,4 @@ def bias_rates(
             f"{r.fpr.value:.3f} [{r.fpr.low:.2f},{r.fpr.high:.2f}]",
         )
     console.print(t)
+    console.print(f"log: {escape(str(path))}")

@@ -8,23 +8,35 @@ killed run resumes from. :func:`table_rows` turns records into the published-sty
 Wilson intervals and ``not_unsafe`` corrected for the judge's measured error rates.
 """
 
+from safestack.evals._evidence import (
+    REPORT_LOG_VERSION,
+    EvidenceKind,
+    RunEvidence,
+    load_evidence,
+    write_report_log,
+)
 from safestack.evals._run import LOG_VERSION, EvalRun, judge_error_rates, read_log, rows_from_log
 from safestack.evals._sample import Dataset, Expected, Sample, SampleSource
 from safestack.evals._scorers import JudgeErrorRates, Wilson, corrected_rate, table_rows, wilson
 
 __all__ = [
     "LOG_VERSION",
+    "REPORT_LOG_VERSION",
     "Dataset",
     "EvalRun",
+    "EvidenceKind",
     "Expected",
     "JudgeErrorRates",
+    "RunEvidence",
     "Sample",
     "SampleSource",
     "Wilson",
     "corrected_rate",
     "judge_error_rates",
+    "load_evidence",
     "read_log",
     "rows_from_log",
     "table_rows",
     "wilson",
+    "write_report_log",
 ]

@@ -56,9 +56,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.classify import Classifier
 from safestack.classify.training.cache import text_key
-from safestack.classify.training.sources import _jsonl, _rows
+from safestack.classify.training.sources import SOURCES, _jsonl, _rows
 from safestack.datasets_dir import find_datasets_dir
 from safestack.errors import DataError, InputError, NoRecordingError
+from safestack.evals._evidence import write_report_log
 from safestack.evals.quality import heldout_keys
 from safestack.evals.truthfulqa import (
     LETTERS,
@@ -85,6 +86,7 @@ __all__ = [
     "heterogeneity_frequency",
     "normalized_entropy",
     "toxigen_neutral",
+    "write_group_rates_log",
 ]
 
 # --- BBQ ---------------------------------------------------------------------------------------
@@ -509,3 +511,36 @@ def heterogeneity_frequency(resamples: Sequence[Sequence[Hashable]]) -> float:
             )
     mixed = sum(len(set(labels)) > 1 for labels in resamples)
     return round(mixed / len(resamples), 4)
+
+
+def write_group_rates_log(
+    log_dir: str | Path,
+    dataset: str,
+    classifier: str,
+    rates: Sequence[GroupRate],
+    *,
+    heldout_only: bool,
+    limit_per_group: int | None,
+) -> Path:
+    """Log per-group false-positive rates as evidence (a ``bias`` report log), one row a group."""
+    licence = SOURCES[dataset].licence if dataset in SOURCES else "see its SOURCE.md"
+    return write_report_log(
+        log_dir,
+        "bias",
+        f"bias-{dataset}",
+        [
+            {
+                "classifier": classifier,
+                "dataset": dataset,
+                "group": r.group,
+                "n": r.n,
+                "n_flagged": r.n_flagged,
+                "fpr": r.fpr.value,
+                "fpr_low": r.fpr.low,
+                "fpr_high": r.fpr.high,
+            }
+            for r in rates
+        ],
+        datasets=[f"{dataset} ({licence})"],
+        header={"heldout_only": heldout_only, "limit_per_group": limit_per_group},
+    )

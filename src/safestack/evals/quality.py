@@ -37,6 +37,7 @@ from safestack.classify.training.metrics import binary_report, multiclass_report
 from safestack.classify.training.sources import SOURCES, LabelledText
 from safestack.datasets_dir import find_datasets_dir
 from safestack.errors import DataError, InputError
+from safestack.evals._evidence import write_report_log
 
 __all__ = [
     "NEGATIVE",
@@ -47,6 +48,7 @@ __all__ = [
     "heldout_keys",
     "label_of",
     "quality_on_dataset",
+    "write_quality_log",
 ]
 
 NEGATIVE = "safe"
@@ -235,4 +237,36 @@ def quality_on_dataset(
         [label_of(r) for r in records],
         dataset=name,
         split=split,
+    )
+
+
+def write_quality_log(
+    log_dir: str | Path, reports: Sequence[QualityReport], *, limit: int | None = None
+) -> Path:
+    """Log ``reports`` as evidence (a ``quality`` report log): one row per dataset.
+
+    Rows carry the binary numbers the published "classifier results" tables show; the header
+    keeps every full report (per category, confusion) for whoever needs more.
+    """
+    rows = [
+        {
+            "classifier": r.classifier.name,
+            "dataset": r.dataset,
+            "split": r.split,
+            "n": r.n,
+            **{
+                key: r.binary.get(key)
+                for key in ("positives", "precision", "recall", "f1", "auprc", "fpr", "accuracy")
+            },
+        }
+        for r in reports
+    ]
+    licences = {name: source.licence for name, source in SOURCES.items()}
+    return write_report_log(
+        log_dir,
+        "quality",
+        "quality",
+        rows,
+        datasets=[f"{r.dataset} ({licences.get(r.dataset, 'see its SOURCE.md')})" for r in reports],
+        header={"limit": limit, "reports": [r.model_dump(mode="json") for r in reports]},
     )
