@@ -41,3 +41,16 @@ train: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The screenshot in docs/system-card.md: the card `make demo` writes, in headless Chromium.
+CHROMIUM ?= chromium
+.PHONY: card-screenshot
+card-screenshot:
+	@test -f demo-output/system_card.html || { echo "error: no demo-output/system_card.html; run 'make demo' first" >&2; exit 1; }
+	mkdir -p docs/img
+	profile=$$(mktemp -d) && \
+	timeout 120 $(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-background-networking \
+		--disable-component-update --no-first-run --hide-scrollbars --user-data-dir=$$profile \
+		--window-size=1200,1600 --screenshot=docs/img/system-card.png \
+		file://$(CURDIR)/demo-output/system_card.html; \
+	rc=$$?; rm -rf $$profile; exit $$rc

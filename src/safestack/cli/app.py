@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from safestack.cli.card import app as card_app
 from safestack.cli.check import check
 from safestack.cli.classify import classify
 from safestack.cli.demo import demo
@@ -34,6 +35,7 @@ app.command("serve")(serve)
 app.add_typer(policy_app, name="policy")
 app.add_typer(stack_app, name="stack")
 app.add_typer(eval_app, name="eval")
+app.add_typer(card_app, name="card")
 app.add_typer(redteam_app, name="redteam")
 app.add_typer(images_app, name="images")
 app.add_typer(hashes_app, name="hashes")
