@@ -124,3 +124,36 @@ def test_monitor_exports() -> None:
     assert names == sorted(names, key=lambda n: (not n.isupper(), n))
     for name in names:
         assert hasattr(safestack.monitor, name), name
+
+
+def test_scorecard_and_cards_exports() -> None:
+    import safestack.cards
+    import safestack.scorecard
+
+    assert set(safestack.scorecard.__all__) >= {
+        "Scorecard",
+        "RiskLevel",
+        "GateDecision",
+        "ScorecardResult",
+        "assess",
+        "load_scorecard",
+        "default_scorecard",
+    }
+    assert safestack.cards.__all__ == ["CARD_FORMATS", "SystemCard"]
+    for module in (safestack.scorecard, safestack.cards):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_the_scorecard_reads_logs_not_live_stacks() -> None:
+    """Deciding needs evidence only: importing the scorecard loads no model, store or server."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, safestack.scorecard, safestack.cards; "
+        "print(sorted({m.split('.')[1] for m in sys.modules "
+        "if m.startswith(('safestack.gateway', 'safestack.store'))}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -174,6 +174,8 @@ def test_report_logs_round_trip_and_damage_is_caught(tmp_path: Path) -> None:
     (run,) = load_evidence([path])
     assert run.kind == "bias" and run.rows == [{"group": "a", "n": 3}] and run.run_id == path.stem
     assert oct(path.stat().st_mode & 0o777) == "0o644"
+    odd = write_report_log(tmp_path, "quality", "../a/b <c>", [])
+    assert odd.parent == tmp_path and odd.name.startswith("a-b-c-")
     document = json.loads(path.read_text())
     document["finished"] = False
     path.write_text(json.dumps(document))

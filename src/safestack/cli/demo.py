@@ -1,16 +1,29 @@
-"""``safestack demo``: the main job on the embedded defaults, offline, in about a minute.
+"""``safestack demo``: the main job on the embedded defaults, offline, in a few minutes.
 
-First it sends real requests — harmful and benign prompts from XSTest, jailbreak prompts from
-JailbreakBench (shipped with the package, see ``demo_samples.SOURCES.md``) — through the safety
-stack under each of the four configurations the published tables compare, around the
-recorded-responses model (real completions of a helpful-only and a safety-trained model), and
-tabulates which layer acted. Then it judges a few real prompts and responses with the three
-embedded classifiers and prints the quality each measured on held-out data when it was trained.
+It walks the whole process a system card describes:
+
+1. **Guard.** Real requests go through the safety stack under each of the four configurations
+   the published tables compare, around the recorded-responses model (real completions of a
+   helpful-only and a safety-trained model), and the demo tabulates which layer acted. The
+   requests are harmful and benign prompts from XSTest and jailbreak prompts from
+   JailbreakBench, shipped with the package (see ``demo_samples.SOURCES.md``). Image requests
+   then go through the image checks.
+2. **Evaluate.** Every built-in task runs under all four configurations, logged to
+   ``OUT/logs``. The classifiers are measured on held-out data, and per-group false-positive
+   rates are logged too.
+3. **Decide.** The packaged scorecard scores the logs: levels before and after mitigations,
+   and the gate. The result goes to ``OUT/scorecard.json``.
+4. **Publish.** The system card is written from the same logs, as ``OUT/system_card.md``,
+   ``.html`` and ``.pdf``.
+
+An interrupted demo resumes its evaluation where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -107,29 +120,171 @@ def _print_stack_section(section: dict[str, Any]) -> None:
     )
 
 
-#: The demo evaluation: each task limited to a seeded sample, so the demo takes about a minute.
-DEMO_EVAL_TASKS = ("manual_redteam", "real_world", "jailbreak")
-DEMO_EVAL_LIMIT = 150
-DEMO_EVAL_CONFIGS = ("system_mitigations", "system_mitigations_and_model_refusals")
+#: The demo evaluation: every built-in task, under every configuration the published tables
+#: compare, restricted to the samples the recorded models hold answers for (the others would be
+#: excluded from every table anyway: configurations are compared on common samples).
+DEMO_EVAL_TASKS = ("manual_redteam", "real_world", "jailbreak", "automated_redteam")
+#: At most this many answerable samples per task (a seeded sample), so that the demo stays within
+#: minutes on two cores: all 1,637 jailbreak artifacts would take most of the time while adding
+#: little to the picture. (The generated attacks of ``automated_redteam`` have no recorded
+#: answers at all; the automated red-teaming rows come from the replayed PAIR, GCG, DSN and
+#: random-search artifacts of the jailbreak task.)
+DEMO_TASK_LIMITS = {"jailbreak": 800}
+DEMO_QUALITY_LIMIT = 600  # held-out items per source for the classifier-quality report
+DEMO_OUT = Path("demo-output")
 
 
-def _eval_section(quiet: bool) -> list[dict[str, Any]]:
-    """The published tables on a sample of every source, for the two published configurations."""
-    import tempfile
+def _answerable(samples: list[Any], configs: list[str]) -> list[Any]:
+    """The samples every configuration's recorded model can answer (or that replay an answer)."""
+    from safestack.stack import SafetyStack
 
+    models = {}
+    for config in configs:
+        model = SafetyStack.from_config(config).model
+        models[repr(model)] = model
+    return [
+        s
+        for s in samples
+        if s.metadata.get("replay")
+        or all(getattr(m, "has_recording", lambda _: True)(s.messages) for m in models.values())
+    ]
+
+
+def _fresh_or_unfinished(logs: Path, task: str) -> Path:
+    """The demo's log for ``task``: an interrupted run is resumed, anything else replaced.
+
+    ``OUT/logs`` belongs to the demo: a finished run of an earlier demo is removed (the card is
+    built from this run only), as is a log too damaged to resume (no header).
+    """
+    import datetime as dt
+
+    from safestack.errors import DataError
+    from safestack.evals import read_log
+
+    for old in sorted(logs.glob(f"{task}-*.jsonl")):
+        try:
+            header, records = read_log(old)
+        except DataError:
+            old.unlink()
+            continue
+        done = {(r.get("config"), r.get("sample_id")) for r in records}
+        if len(done) < int(header.get("n_samples", 0)) * len(header.get("configs", [])):
+            return old
+        old.unlink()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    return logs / f"{task}-{stamp}.jsonl"
+
+
+def _eval_section(out: Path, limit: int | None, quiet: bool) -> dict[str, Any]:
+    """Evaluate the four configurations on every source and log it; then the classifier reports.
+
+    Returns the table rows, the log paths (the evidence for the scorecard and the card) and how
+    many samples of the tasks the recorded models could answer.
+    """
     from safestack.cli.eval import task_samples
     from safestack.evals import EvalRun
+    from safestack.stack import PRESETS
 
-    samples = task_samples(list(DEMO_EVAL_TASKS), DEMO_EVAL_LIMIT, seed=0)
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        Progress(transient=True, console=err_console, disable=quiet) as progress,
-    ):
-        job = progress.add_task("evaluating", total=None)
-        run = EvalRun("demo", samples, list(DEMO_EVAL_CONFIGS), Path(tmp) / "demo.jsonl")
-        return run.run(
+    configs = list(PRESETS)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    every, samples = [], []
+    for name in DEMO_EVAL_TASKS:
+        task_all = task_samples([name], None, seed=0)
+        answerable = _answerable(task_all, configs)
+        cap = min(limit or len(answerable), DEMO_TASK_LIMITS.get(name, len(answerable)))
+        if cap < len(answerable):
+            rng = random.Random(f"demo:{name}")
+            answerable = [answerable[i] for i in sorted(rng.sample(range(len(answerable)), cap))]
+        every += task_all
+        # The same item can serve two tasks (XSTest safe prompts): ids are per task.
+        samples += [s.model_copy(update={"id": f"{name}/{s.id}"}) for s in answerable]
+    task = "+".join(DEMO_EVAL_TASKS)
+    path = _fresh_or_unfinished(logs, task)
+    with Progress(transient=True, console=err_console, disable=quiet) as progress:
+        job = progress.add_task(f"evaluating {len(configs)} configurations", total=None)
+        rows = EvalRun(task, samples, configs, path).run(
             progress=lambda done, total: progress.update(job, completed=done, total=total)
         )
+    reports = _classifier_reports(logs, limit, quiet)
+    return {
+        "rows": rows,
+        "logs": [path, *reports],
+        "n_samples": len(samples),
+        "n_task_samples": len(every),
+    }
+
+
+def _classifier_reports(logs: Path, limit: int | None, quiet: bool) -> list[Path]:
+    """Classifier precision / recall on held-out data and per-group false-positive rates."""
+    from safestack.classify import EmbeddedPromptClassifier
+    from safestack.evals import bias
+    from safestack.evals.quality import quality_on_dataset, write_quality_log
+
+    for old in [*logs.glob("quality-*.json"), *logs.glob("bias-*.json")]:
+        old.unlink()
+    quality_limit = DEMO_QUALITY_LIMIT if limit is None else limit
+    per_group = None if limit is None else max(5, limit // 10)
+    busy = (
+        contextlib.nullcontext()
+        if quiet
+        else err_console.status("measuring the classifiers on held-out data…")
+    )
+    with busy:
+        classifier = EmbeddedPromptClassifier()
+        reports = [
+            quality_on_dataset(name, classifier, limit=quality_limit)
+            for name in ("xstest", "toxigen", "davidson")
+        ]
+        rates = bias.group_false_positive_rates(
+            classifier, bias.toxigen_neutral(limit_per_group=per_group, heldout_only=True)
+        )
+    return [
+        write_quality_log(logs, reports, limit=quality_limit),
+        bias.write_group_rates_log(
+            logs,
+            "toxigen",
+            classifier.spec.name,
+            rates,
+            heldout_only=True,
+            limit_per_group=per_group,
+        ),
+    ]
+
+
+def _card_section(evaluation: dict[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
+    """Score the evidence with the packaged scorecard, and publish the system card."""
+    from safestack.cards import SystemCard
+    from safestack.evals import load_evidence
+    from safestack.scorecard import DEFAULT_SCORECARD, assess, default_scorecard
+
+    runs = load_evidence(evaluation["logs"])
+    result = assess(default_scorecard(), runs, scorecard_file=str(DEFAULT_SCORECARD))
+    about = (
+        "This card was generated by `make demo`, offline, from the evidence in `logs/`. The "
+        "system is safestack's default stack around **recorded models**: real completions of "
+        "Mistral-7B-Instruct and Vicuna-13B (helpful-only) and of Llama-2-chat (safety-trained), "
+        "replayed from XSTest and JailbreakBench. It is a demonstration of the process, not a "
+        "card for a model you deploy. Of the "
+        f"{evaluation['n_task_samples']} samples of the built-in tasks, the "
+        f"{evaluation['n_samples']} evaluated under all four configurations are those the "
+        "recorded models hold answers for (at most "
+        f"{DEMO_TASK_LIMITS['jailbreak']} of the jailbreak artifacts, a seeded sample; the "
+        "automated red-teaming rows come from the replayed PAIR, GCG, DSN and random-search "
+        "attacks); "
+        "the others (SimpleSafetyTests, HarmBench, StrongREJECT, "
+        "HH-RLHF, most of the real-world mixture) need a live model: "
+        "`safestack eval run … --configs my-stack.yaml`."
+    )
+    card = SystemCard.from_evidence(runs, result, title="safestack demo: system card", about=about)
+    busy = (
+        contextlib.nullcontext()
+        if quiet
+        else err_console.status("writing the system card (Markdown, HTML, PDF)…")
+    )
+    with busy:
+        files = card.write(out)
+    return {"scorecard": result, "files": files}
 
 
 def _image_section() -> list[dict[str, Any]]:
@@ -232,25 +387,42 @@ def _print_image_section(rows: list[dict[str, Any]]) -> None:
 
 
 def demo(
+    out: Annotated[
+        Path, typer.Option(help="Where the run logs, scorecard.json and the system card go.")
+    ] = DEMO_OUT,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="At most N samples per task (seeded): a quicker, rougher demo.", min=1),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Run real requests through the safety stack offline, evaluate it, show classifier quality."""
+    """The main job, offline: guard, evaluate, decide (scorecard and gate), publish (system card).
+
+    Real requests go through the stack under four configurations; every built-in evaluation
+    task runs under all four, logged to OUT/logs; the packaged scorecard scores the logs; the
+    system card is written to OUT (system_card.md / .html / .pdf and scorecard.json). Exit 0
+    when all of it was produced, whatever the gate decided (`safestack scorecard gate` is the
+    command that exits on the decision), 2 on an error.
+    """
     with user_errors():
         stack_section = _stack_section(_samples())
     if not as_json:
         _print_stack_section(stack_section)
     with user_errors():
-        eval_rows = _eval_section(quiet=as_json)
+        evaluation = _eval_section(out, limit, quiet=as_json)
+    eval_rows = evaluation["rows"]
     if not as_json:
         from safestack.cli.eval import print_tables
 
-        console.rule("Evaluation: published-style tables (a seeded sample of each source)")
+        console.rule("Evaluation: published-style tables")
         print_tables(eval_rows, per_category=False)
         console.print(
-            f"{DEMO_EVAL_LIMIT} samples per task ({', '.join(DEMO_EVAL_TASKS)}); "
-            "system_mitigations = prompt + output blocking around Mistral-7B-Instruct (no safety "
-            "training); …_and_model_refusals = around Llama-2-chat, its refusals counted. "
-            "Full runs: safestack eval run manual_redteam real_world jailbreak\n"
+            f"{evaluation['n_samples']} of {evaluation['n_task_samples']} samples of "
+            f"{', '.join(DEMO_EVAL_TASKS)}: those the recorded models hold answers for (at most "
+            f"{DEMO_TASK_LIMITS['jailbreak']} jailbreak artifacts, seeded). "
+            "no_mitigations = Mistral-7B-Instruct / Vicuna-13B alone; model_refusals_only = "
+            "Llama-2-chat alone; system_mitigations = prompt + output blocking around the "
+            "helpful-only model; …_and_model_refusals = around Llama-2-chat (the default).\n"
         )
     with user_errors():
         image_rows = _image_section()
@@ -276,9 +448,17 @@ def demo(
             output_v = EmbeddedOutputClassifier().classify(pairs)
         metrics = json.loads((HEADS_DIR / "metrics.json").read_text())
 
+    with user_errors():
+        published = _card_section(evaluation, out, quiet=as_json)
+    result = published["scorecard"]
+    files = {kind: str(path) for kind, path in published["files"].items()}
     if as_json:
         emit_json(
             {
+                "out": str(out),
+                "files": files,
+                "logs": [str(p) for p in evaluation["logs"]],
+                "scorecard": result.model_dump(mode="json"),
                 "prompts": [
                     {
                         "text": s["text"],
@@ -338,5 +518,19 @@ def demo(
         )
     console.print(table)
     console.print(
-        "Details, baselines and cross-domain numbers: src/safestack/classify/heads/CARD.md"
+        "Details, baselines and cross-domain numbers: src/safestack/classify/heads/CARD.md\n"
     )
+
+    from safestack.cli.scorecard import print_scorecard
+
+    console.rule("Decide: the Preparedness-style scorecard (packaged scorecard file)")
+    print_scorecard(result)
+    console.print(
+        "The demo's evidence cannot cover every category offline (the recorded models hold no "
+        "answers for their prompts), and missing evidence counts as Critical: that is the gate "
+        "working, not failing. In CI: safestack scorecard gate "
+        f"{escape(str(out / 'logs'))} (exits 0 / 1 / 3).\n"
+    )
+    console.rule("Publish: the system card")
+    for kind, path in files.items():
+        console.print(f"{kind:>9}: {escape(path)}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -74,7 +75,9 @@ def write_report_log(
     if kind not in _REPORT_KINDS:
         raise DataError(f"unknown report kind {kind!r}; allowed: {', '.join(_REPORT_KINDS)}")
     now = dt.datetime.now(dt.UTC)
-    run_id = f"{task}-{now.strftime('%Y%m%dT%H%M%S%f')}"
+    # The task names the file: anything that is not safe in a file name becomes "-".
+    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", task).strip(".-") or "report"
+    run_id = f"{stem}-{now.strftime('%Y%m%dT%H%M%S%f')}"
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     document = {
