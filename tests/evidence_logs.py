@@ -14,6 +14,11 @@ from pathlib import Path
 
 from safestack.evals import LOG_VERSION
 
+#: Real run logs, kept fixed (see fixtures/evidence/SOURCES.md).
+FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
+#: The packaged scorecard's pre- and post-mitigation configurations.
+PRE, POST = "no_mitigations", "system_mitigations_and_model_refusals"
+
 
 @dataclass(frozen=True)
 class Cell:

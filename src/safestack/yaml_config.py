@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 
 from safestack.errors import ConfigError
 
-__all__ = ["load_yaml_model", "yaml_model_from_text"]
+__all__ = ["load_yaml_model", "read_yaml_text", "yaml_model_from_text"]
 
 M = TypeVar("M", bound=BaseModel)
 E = TypeVar("E", bound=ConfigError)
@@ -249,11 +249,11 @@ def yaml_model_from_text(
         raise error(reason + more, path=path, line=line) from None
 
 
-def load_yaml_model(path: str | Path, model: type[M], *, what: str, error: type[E]) -> M:
-    """Read a YAML file and validate it as ``model``; every failure is an ``error``."""
+def read_yaml_text(path: str | Path, *, what: str, error: type[E]) -> str:
+    """A YAML file's text; a missing, unreadable or non-UTF-8 file is an ``error`` naming it."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error("no such file", path=path) from None
     except IsADirectoryError:
@@ -262,4 +262,9 @@ def load_yaml_model(path: str | Path, model: type[M], *, what: str, error: type[
         raise error(f"not UTF-8 text (bad byte at offset {exc.start})", path=path) from None
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror or exc}", path=path) from None
+
+
+def load_yaml_model(path: str | Path, model: type[M], *, what: str, error: type[E]) -> M:
+    """Read a YAML file and validate it as ``model``; every failure is an ``error``."""
+    text = read_yaml_text(path, what=what, error=error)
     return yaml_model_from_text(text, model, what=what, path=str(path), error=error)

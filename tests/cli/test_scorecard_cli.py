@@ -8,12 +8,10 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from evidence_logs import Cell, write_safety_log
+from evidence_logs import FIXTURES, POST, PRE, Cell, write_safety_log
 from safestack.cli import app
 from safestack.scorecard import DEFAULT_SCORECARD
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "evidence"
-PRE, POST = "no_mitigations", "system_mitigations_and_model_refusals"
 ONE_CATEGORY = """\
 name: violence only
 categories:

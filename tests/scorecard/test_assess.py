@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from evidence_logs import Cell, write_safety_log
+from evidence_logs import FIXTURES, POST, PRE, Cell, write_safety_log
 from safestack.errors import DataError
 from safestack.evals import load_evidence, rows_from_log, write_report_log
 from safestack.scorecard import GateDecision, RiskLevel, Scorecard, assess, load_scorecard
-
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "evidence"
-PRE, POST = "no_mitigations", "system_mitigations_and_model_refusals"
 
 SCORECARD = """\
 name: test

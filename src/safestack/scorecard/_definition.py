@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from safestack.errors import ConfigError
 from safestack.policy import Policy, default_policy, load_policy
 from safestack.scorecard._levels import RiskLevel
-from safestack.yaml_config import yaml_model_from_text
+from safestack.yaml_config import read_yaml_text, yaml_model_from_text
 
 __all__ = [
     "DEFAULT_SCORECARD",
@@ -327,16 +327,7 @@ def _policy_of(path: Path, text: str) -> tuple[Policy | None, str | None]:
 def load_scorecard(path: str | Path) -> Scorecard:
     """Read and validate a scorecard file; every failure is a :class:`ConfigError`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, not a scorecard file", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (bad byte at offset {exc.start})", path=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    text = read_yaml_text(path, what="scorecard file", error=ConfigError)
     policy, resolved = _policy_of(path, text)
     token = _POLICY.set(policy)
     try:
