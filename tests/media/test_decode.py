@@ -103,3 +103,18 @@ def test_transparency_is_composited_on_white() -> None:
 def test_non_bytes_are_refused() -> None:
     with pytest.raises(ImageError, match="must be bytes"):
         decode_image("a string")  # type: ignore[arg-type]
+
+
+def test_truncated_files_are_refused_even_after_a_library_allows_them() -> None:
+    """WeasyPrint (the system cards) sets Pillow's LOAD_TRUNCATED_IMAGES at import."""
+    import weasyprint  # noqa: F401  (the import is the point)
+    from PIL import ImageFile
+
+    data = _encoded(Image.new("RGB", (64, 64), (10, 200, 30)), "PNG")
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(ImageError, match=r"truncated|cannot be"):
+            decode_image(data[: len(data) // 2])
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False

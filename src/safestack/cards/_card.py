@@ -120,7 +120,12 @@ class SystemCard:
     def pdf(self) -> bytes:
         """The HTML card printed to PDF by WeasyPrint (A4); no URL is fetched while printing."""
         import weasyprint
+        from PIL import ImageFile
         from weasyprint.urls import URLFetcher
+
+        # Importing WeasyPrint makes Pillow accept truncated images process-wide; the card has
+        # no raster image, and safestack's image checks must never see padded pixels.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
 
         # data: only; the page references nothing else, and this keeps it that way.
         fetcher = URLFetcher(allowed_protocols=["data"])

@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from safestack.errors import ImageError, ImageTooLargeError
 
@@ -152,7 +152,20 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def _refuse_truncated_images() -> None:
+    """Make Pillow raise on a truncated file again, whoever switched that off.
+
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` is process-wide, and some libraries set it at import
+    (WeasyPrint, which the system cards use, does). With it set, Pillow pads a truncated upload
+    with grey and the classifiers would judge pixels the uploader never sent; safestack never
+    wants that, so the decoder resets it before every load.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
 def _frame(opened: Image.Image, index: int) -> Image.Image:
+    _refuse_truncated_images()
     try:
         opened.seek(index)
         opened.load()
