@@ -134,8 +134,16 @@ class PDQIndex:
             return None
         query = pdq_codes([query_hex])
         if self.kind == "flat":
-            # faiss counts distances strictly below the radius.
-            lims, distances, labels = self._flat.range_search(query, self.max_distance + 1)
+            # One query is one scan: with more than one OpenMP thread, faiss still starts a
+            # team, and on a busy 2-core machine p99 became a whole scheduler slice (24 ms vs
+            # 0.5 ms, BENCHMARKS.md). The setting is per calling thread, so it is restored.
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                # faiss counts distances strictly below the radius.
+                lims, distances, labels = self._flat.range_search(query, self.max_distance + 1)
+            finally:
+                faiss.omp_set_num_threads(threads)
             if lims[1] == 0:
                 return None
             best = int(np.argmin(distances[: lims[1]]))
