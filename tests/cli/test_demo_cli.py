@@ -116,10 +116,13 @@ def test_the_demo_resumes_an_interrupted_evaluation_and_replaces_old_ones(
     logs.mkdir()
     cell = [Cell("manual_redteam", "violence", 5, {})]
     finished = write_safety_log(logs / "t-1.jsonl", cell)
-    fresh = _fresh_or_unfinished(logs, "t")
+    fresh = _fresh_or_unfinished(logs, "t", 5)
     assert fresh.parent == logs and fresh.name.startswith("t-") and not fresh.exists()
     assert not finished.exists()  # an earlier demo's finished run is replaced
     interrupted = write_safety_log(logs / "t-2.jsonl", cell, drop_last=2)
-    assert _fresh_or_unfinished(logs, "t") == interrupted  # resumed, not restarted
+    assert _fresh_or_unfinished(logs, "t", 5) == interrupted  # resumed, not restarted
+    other_limit = _fresh_or_unfinished(logs, "t", 7)  # another sample set: start again
+    assert other_limit != interrupted and not interrupted.exists()
+    interrupted = write_safety_log(logs / "t-3.jsonl", cell, drop_last=2)
     interrupted.write_text("garbage\n")
-    assert _fresh_or_unfinished(logs, "t") != interrupted and not interrupted.exists()
+    assert _fresh_or_unfinished(logs, "t", 5) != interrupted and not interrupted.exists()

@@ -112,6 +112,12 @@ def test_bad_runs_fail_clearly(datasets_dir: Path, tmp_path: Path) -> None:
     EvalRun("x", samples, CONFIGS[:1], log).run()
     with pytest.raises(InputError, match="resume it with the same task"):
         EvalRun("x", samples, CONFIGS, log).run()
+    # Another sample set (another --limit or --seed) would mix two runs in one log.
+    with pytest.raises(InputError, match=r"a run of 4 samples.*not of these 3"):
+        EvalRun("x", samples[:3], CONFIGS[:1], log).run()
+    others = xstest_samples(datasets_dir, 8)[4:]
+    with pytest.raises(InputError, match="same --limit and --seed"):
+        EvalRun("x", others, CONFIGS[:1], log).run()
     log.write_text(log.read_text().replace('"version": 1', '"version": 99'))
     with pytest.raises(DataError, match="version 99"):
         read_log(log)

@@ -150,11 +150,12 @@ def _answerable(samples: list[Any], configs: list[str]) -> list[Any]:
     ]
 
 
-def _fresh_or_unfinished(logs: Path, task: str) -> Path:
+def _fresh_or_unfinished(logs: Path, task: str, n_samples: int) -> Path:
     """The demo's log for ``task``: an interrupted run is resumed, anything else replaced.
 
     ``OUT/logs`` belongs to the demo: a finished run of an earlier demo is removed (the card is
-    built from this run only), as is a log too damaged to resume (no header).
+    built from this run only), as is a log too damaged to resume (no header) and one of another
+    sample set (an earlier demo with another ``--limit``).
     """
     import datetime as dt
 
@@ -168,7 +169,8 @@ def _fresh_or_unfinished(logs: Path, task: str) -> Path:
             old.unlink()
             continue
         done = {(r.get("config"), r.get("sample_id")) for r in records}
-        if len(done) < int(header.get("n_samples", 0)) * len(header.get("configs", [])):
+        expected = int(header.get("n_samples", 0))
+        if expected == n_samples and len(done) < expected * len(header.get("configs", [])):
             return old
         old.unlink()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -200,7 +202,7 @@ def _eval_section(out: Path, limit: int | None, quiet: bool) -> dict[str, Any]:
         # The same item can serve two tasks (XSTest safe prompts): ids are per task.
         samples += [s.model_copy(update={"id": f"{name}/{s.id}"}) for s in answerable]
     task = "+".join(DEMO_EVAL_TASKS)
-    path = _fresh_or_unfinished(logs, task)
+    path = _fresh_or_unfinished(logs, task, len(samples))
     with Progress(transient=True, console=err_console, disable=quiet) as progress:
         job = progress.add_task(f"evaluating {len(configs)} configurations", total=None)
         rows = EvalRun(task, samples, configs, path).run(

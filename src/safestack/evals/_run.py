@@ -150,6 +150,14 @@ class EvalRun:
                 f"{self.log_path} is a run of task {header['task']!r} with configurations "
                 f"{header['configs']}; resume it with the same task and configurations"
             )
+        ids = {s.id for s in self.samples}
+        strangers = {r["sample_id"] for r in records} - ids
+        if header.get("n_samples") != len(ids) or strangers:
+            raise InputError(
+                f"{self.log_path} is a run of {header.get('n_samples')} samples"
+                + (f" (e.g. {sorted(strangers)[0]!r})" if strangers else "")
+                + f", not of these {len(ids)}; resume it with the same --limit and --seed"
+            )
         self._truncate_torn_line()
         return header, {(r["config"], r["sample_id"]) for r in records}
 
