@@ -1,16 +1,17 @@
-"""What every image classifier does first: check its items, and skip repeated frames."""
+"""What every image classifier shares: check its items, judge each, skip repeated frames."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 
-from safestack.errors import InputError
+from safestack.classify._verdict import ClassifierSpec, Verdict
+from safestack.errors import ArtifactError, InputError
 from safestack.media import DecodedImage
 
-__all__ = ["as_decoded", "distinct_frames"]
+__all__ = ["as_decoded", "distinct_frames", "judge_each_image"]
 
 
 def as_decoded(items: Sequence[object]) -> list[DecodedImage]:
@@ -28,6 +29,32 @@ def as_decoded(items: Sequence[object]) -> list[DecodedImage]:
             )
         out.append(item)
     return out
+
+
+def judge_each_image(
+    items: Sequence[object],
+    spec: ClassifierSpec,
+    judge: Callable[[DecodedImage], Verdict],
+    *,
+    fail_categories: list[str],
+) -> list[Verdict]:
+    """One verdict per image, fail-closed per image.
+
+    A model that fails on one image (an odd size, a numerical error) gives that image a flagged
+    verdict in ``fail_categories`` and the others are still judged: an image nobody could check
+    is never passed. Missing or corrupted weights are the deployment's fault, not the image's,
+    so :class:`ArtifactError` propagates.
+    """
+    verdicts: list[Verdict] = []
+    for image in as_decoded(items):
+        try:
+            verdicts.append(judge(image))
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            message = f"{spec.name} failed: {type(exc).__name__}: {exc}"
+            verdicts.append(Verdict.fail_closed(spec, message, categories=fail_categories))
+    return verdicts
 
 
 def distinct_frames(image: DecodedImage) -> list[Image.Image]:

@@ -25,10 +25,9 @@ from safestack.classify._protocol import ClassifierInput, InputKind
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
 from safestack.classify.images._backbone import Backbone, BackboneOutput
-from safestack.classify.images._frames import as_decoded, distinct_frames
+from safestack.classify.images._frames import distinct_frames, judge_each_image
 from safestack.classify.images._people import DetectorOptions, PeopleDetector, PeopleFindings
 from safestack.classify.images._photoreal import flatness, packaged_photoreal_head, photoreal_score
-from safestack.errors import ArtifactError
 from safestack.media import DecodedImage
 
 __all__ = [
@@ -260,30 +259,16 @@ class PersonImageClassifier:
         return self._analyser.analyse(image)
 
     def classify(self, items: Sequence[ClassifierInput]) -> list[Verdict]:
-        images = as_decoded(items)
         spec = self.spec
-        verdicts: list[Verdict] = []
-        for image in images:
-            try:
-                found = self._analyser.analyse(image)
-            except ArtifactError:
-                raise
-            except Exception as exc:  # a model failing on one image must not pass it
-                verdicts.append(
-                    Verdict.fail_closed(
-                        spec,
-                        f"image-person failed: {type(exc).__name__}: {exc}",
-                        categories=["sexual_minors"],
-                    )
-                )
-                continue
-            verdicts.append(
-                Verdict.from_scores(
-                    {"photorealism": found.photorealism},
-                    {},
-                    spec,
-                    label=found.label,
-                    rationale=found.describe(),
-                )
+
+        def judge(image: DecodedImage) -> Verdict:
+            found = self._analyser.analyse(image)
+            return Verdict.from_scores(
+                {"photorealism": found.photorealism},
+                {},
+                spec,
+                label=found.label,
+                rationale=found.describe(),
             )
-        return verdicts
+
+        return judge_each_image(items, spec, judge, fail_categories=["sexual_minors"])

@@ -18,7 +18,7 @@ from safestack.classify._protocol import ClassifierInput, InputKind
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
 from safestack.classify.images._backbone import OPEN_NSFW_SHA256
-from safestack.classify.images._frames import as_decoded
+from safestack.classify.images._frames import judge_each_image
 from safestack.classify.images._people import DetectorOptions
 from safestack.classify.images._person import (
     CHILD,
@@ -29,7 +29,6 @@ from safestack.classify.images._person import (
     PersonImageClassifier,
 )
 from safestack.classify.images._sexual import SEXUAL_THRESHOLD
-from safestack.errors import ArtifactError
 from safestack.media import DecodedImage
 
 __all__ = ["MINOR_SEXUAL_THRESHOLD", "ImageSafetyClassifier", "combine"]
@@ -126,24 +125,14 @@ class ImageSafetyClassifier:
         return self.person.analyse(image)
 
     def classify(self, items: Sequence[ClassifierInput]) -> list[Verdict]:
-        images = as_decoded(items)
         spec = self.spec
-        verdicts: list[Verdict] = []
-        for image in images:
-            try:
-                found = self.person.analyse(image)
-            except ArtifactError:
-                raise
-            except Exception as exc:  # a model failing on one image must not pass it
-                message = f"image-default failed: {type(exc).__name__}: {exc}"
-                verdicts.append(Verdict.fail_closed(spec, message, categories=["sexual_minors"]))
-                continue
-            verdicts.append(
-                combine(
-                    found,
-                    spec,
-                    sexual_threshold=self.sexual_threshold,
-                    minor_sexual_threshold=self.minor_sexual_threshold,
-                )
+
+        def judge(image: DecodedImage) -> Verdict:
+            return combine(
+                self.person.analyse(image),
+                spec,
+                sexual_threshold=self.sexual_threshold,
+                minor_sexual_threshold=self.minor_sexual_threshold,
             )
-        return verdicts
+
+        return judge_each_image(items, spec, judge, fail_categories=["sexual_minors"])

@@ -14,8 +14,8 @@ from safestack.classify._protocol import ClassifierInput, InputKind
 from safestack.classify._registry import register_classifier
 from safestack.classify._verdict import ClassifierSpec, Verdict
 from safestack.classify.images._backbone import OPEN_NSFW_SHA256, Backbone
-from safestack.classify.images._frames import as_decoded, distinct_frames
-from safestack.errors import ArtifactError
+from safestack.classify.images._frames import distinct_frames, judge_each_image
+from safestack.media import DecodedImage
 
 __all__ = ["SEXUAL_THRESHOLD", "SexualContentImageClassifier"]
 
@@ -63,19 +63,10 @@ class SexualContentImageClassifier:
         self.backbone.load()
 
     def classify(self, items: Sequence[ClassifierInput]) -> list[Verdict]:
-        images = as_decoded(items)
         spec = self.spec
-        verdicts: list[Verdict] = []
-        for image in images:
-            try:
-                score = max(o.nsfw for o in self.backbone.run(distinct_frames(image)))
-            except ArtifactError:
-                raise
-            except Exception as exc:  # a model failing on one image must not pass it
-                message = f"image-sexual failed: {type(exc).__name__}: {exc}"
-                verdicts.append(Verdict.fail_closed(spec, message, categories=["sexual"]))
-                continue
-            verdicts.append(
-                Verdict.from_scores({"sexual": score}, {"sexual": self.threshold}, spec)
-            )
-        return verdicts
+
+        def judge(image: DecodedImage) -> Verdict:
+            score = max(o.nsfw for o in self.backbone.run(distinct_frames(image)))
+            return Verdict.from_scores({"sexual": score}, {"sexual": self.threshold}, spec)
+
+        return judge_each_image(items, spec, judge, fail_categories=["sexual"])
