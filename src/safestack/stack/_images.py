@@ -22,6 +22,7 @@ hashed against known-bad media, must never pass.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -139,21 +140,10 @@ class ImageSafetyStack:
 
     def with_model(self, model: ImageModel, *, name: str | None = None) -> ImageSafetyStack:
         """The same checks (and loaded components) around another image model."""
-        return ImageSafetyStack(
-            model=model,
-            policy=self.policy,
-            prompt_layer=self.prompt_layer,
-            prompt_rules=self.prompt_rules,
-            image_classifier=self.image_classifier,
-            face_matcher=self.face_matcher,
-            hash_matcher=self.hash_matcher,
-            hash_image=self.hash_image,
-            limits=self.limits,
-            model_timeout_s=self.model_timeout_s,
-            check_timeout_s=self.check_timeout_s,
-            max_prompt_chars=self.max_prompt_chars,
-            name=name or self.name,
-        )
+        twin = copy.copy(self)  # components are shared, never mutated per stack
+        twin.model = model
+        twin.name = name or self.name
+        return twin
 
     def warm_up(self, audience: Audience | str = Audience.ADULT) -> None:
         """Load the classifiers' weights before the first request."""

@@ -807,37 +807,52 @@ class Store:
         ``deliver`` queues it for the configured report receiver (``delivery_status`` pending,
         due now); otherwise it is ``not_configured`` and stays in the store for review.
         """
-        row = self._new_report_row(
-            kind=kind, account_id=account_id, details=details, deliver=deliver
-        )
+        kind = _required(kind, "report kind", max_length=64)
+        details = _json_object(details, "report details")
         with self._transaction(write=True) as session:
             if account_id is not None:
                 self._get_account(session, account_id)
-            session.add(row)
-            self._write_audit(
+            row = self._add_report(
                 session,
+                kind=kind,
+                account_id=account_id,
+                details=details,
+                deliver=deliver,
                 actor=actor,
-                action="report.create",
-                target=row.id,
-                details={"kind": row.kind, "account_id": account_id},
             )
             return _report(row)
 
-    @staticmethod
-    def _new_report_row(
-        *, kind: str, account_id: str | None, details: dict[str, Any], deliver: bool
+    def _add_report(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        account_id: str | None,
+        details: dict[str, Any],
+        deliver: bool,
+        actor: str,
     ) -> ReportRow:
+        """A new report row and its ``report.create`` audit entry, in ``session``."""
         now = _now()
-        return ReportRow(
+        row = ReportRow(
             id=_new_id("rep"),
-            kind=_required(kind, "report kind", max_length=64),
+            kind=kind,
             account_id=account_id,
-            details=_json_object(details, "report details"),
+            details=details,
             created_at=now,
             delivery_status="pending" if deliver else "not_configured",
             delivery_attempts=0,
             next_attempt_at=now if deliver else None,
         )
+        session.add(row)
+        self._write_audit(
+            session,
+            actor=actor,
+            action="report.create",
+            target=row.id,
+            details={"kind": kind, "account_id": account_id},
+        )
+        return row
 
     def list_reports(
         self, *, limit: int = 100, delivery_status: DeliveryStatus | None = None
@@ -909,16 +924,13 @@ class Store:
                 row = self._recent_report(session, account_id, dedupe_key, dedupe_window_s)
                 duplicate = row is not None
                 if row is None:
-                    row = self._new_report_row(
-                        kind=HASH_MATCH_REPORT, account_id=account_id, details=body, deliver=deliver
-                    )
-                    session.add(row)
-                    self._write_audit(
+                    row = self._add_report(
                         session,
+                        kind=HASH_MATCH_REPORT,
+                        account_id=account_id,
+                        details=body,
+                        deliver=deliver,
                         actor=actor,
-                        action="report.create",
-                        target=row.id,
-                        details={"kind": row.kind, "account_id": account_id},
                     )
             banned = False
             if ban and account is not None:
