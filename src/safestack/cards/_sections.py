@@ -22,7 +22,6 @@ from safestack.cards._tables import (
     Table,
     count,
     metric,
-    parse_dataset,
     rate,
     safety_sources,
     spec_text,
@@ -398,7 +397,9 @@ class _Builder:
     def sources(self) -> Section:
         blocks = []
         for run in self.safety:
-            per_source = _datasets_by_source(run)
+            per_source = run.datasets_by_source or {
+                source: list(run.datasets) for source in safety_sources(run)
+            }
             rows = []
             for source in safety_sources(run):
                 overall = _overall_row(run, source)
@@ -1191,27 +1192,6 @@ def _overall_row(run: RunEvidence, source: str) -> dict[str, Any] | None:
         if row is not None:
             return row
     return None
-
-
-def _datasets_by_source(run: RunEvidence) -> dict[str, list[str]]:
-    """Datasets with licences per source, from the log's records (the header only has a list)."""
-    from safestack.evals import read_log
-
-    licences: dict[str, list[str]] = defaultdict(list)
-    for entry in run.datasets:
-        licences[parse_dataset(entry)[0]].append(entry)
-    try:
-        _, records = read_log(run.path)
-    except (DataError, OSError):  # the log moved since it was read: the run-wide list
-        return {s: list(run.datasets) for s in safety_sources(run)}
-    names: dict[str, set[str]] = defaultdict(set)
-    for record in records:
-        if record.get("source") and record.get("dataset"):
-            names[str(record["source"])].add(str(record["dataset"]))
-    return {
-        source: [e for name in sorted(found) for e in licences.get(name, [name])]
-        for source, found in names.items()
-    }
 
 
 def _not_measured(kind: str) -> str:

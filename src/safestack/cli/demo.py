@@ -160,7 +160,7 @@ def _fresh_or_unfinished(logs: Path, task: str, n_samples: int) -> Path:
     import datetime as dt
 
     from safestack.errors import DataError
-    from safestack.evals import read_log
+    from safestack.evals import logged_results, read_log
 
     for old in sorted(logs.glob(f"{task}-*.jsonl")):
         try:
@@ -168,9 +168,8 @@ def _fresh_or_unfinished(logs: Path, task: str, n_samples: int) -> Path:
         except DataError:
             old.unlink()
             continue
-        done = {(r.get("config"), r.get("sample_id")) for r in records}
-        expected = int(header.get("n_samples", 0))
-        if expected == n_samples and len(done) < expected * len(header.get("configs", [])):
+        done, expected = logged_results(header, records)
+        if header.get("n_samples") == n_samples and done < expected:
             return old
         old.unlink()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")

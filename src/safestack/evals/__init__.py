@@ -15,7 +15,15 @@ from safestack.evals._evidence import (
     load_evidence,
     write_report_log,
 )
-from safestack.evals._run import LOG_VERSION, EvalRun, judge_error_rates, read_log, rows_from_log
+from safestack.evals._run import (
+    LOG_VERSION,
+    EvalRun,
+    judge_error_rates,
+    logged_results,
+    read_log,
+    rows_from_log,
+    rows_from_records,
+)
 from safestack.evals._sample import Dataset, Expected, Sample, SampleSource
 from safestack.evals._scorers import JudgeErrorRates, Wilson, corrected_rate, table_rows, wilson
 
@@ -34,8 +42,10 @@ __all__ = [
     "corrected_rate",
     "judge_error_rates",
     "load_evidence",
+    "logged_results",
     "read_log",
     "rows_from_log",
+    "rows_from_records",
     "table_rows",
     "wilson",
     "write_report_log",

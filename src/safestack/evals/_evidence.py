@@ -59,6 +59,10 @@ class RunEvidence(BaseModel):
         description="The log's header: component specs, judge agreement, audience."
     )
     rows: list[dict[str, Any]]
+    datasets_by_source: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Safety runs: the datasets (with licences) behind each source's rows.",
+    )
 
 
 def write_report_log(
@@ -148,32 +152,47 @@ def _load_report(path: Path) -> RunEvidence:
 
 
 def _load_safety_run(path: Path) -> RunEvidence:
-    from safestack.evals._run import read_log, rows_from_log
+    from safestack.evals._run import logged_results, read_log, rows_from_records
 
     header, records = read_log(path)
     for name in ("run_id", "task", "configs", "n_samples", "created"):
         if name not in header:
             raise DataError(f"{path}: header field {name!r} is missing; the log is damaged")
-    configs = list(header["configs"])
-    expected = int(header["n_samples"]) * len(configs)
-    done = {(r.get("config"), r.get("sample_id")) for r in records}
-    if len(done) < expected:
+    done, expected = logged_results(header, records)
+    if done < expected:
         raise DataError(
-            f"{path}: the run did not finish: {len(done)} of {expected} (configuration, sample) "
+            f"{path}: the run did not finish: {done} of {expected} (configuration, sample) "
             "results are logged; finish it with `safestack eval run … --resume` (same tasks and "
             "configurations) before using it as evidence"
         )
+    datasets = list(header.get("datasets") or [])
     return RunEvidence(
         run_id=str(header["run_id"]),
         path=str(path),
         kind="safety",
         task=str(header["task"]),
-        configs=configs,
+        configs=list(header["configs"]),
         created=str(header["created"]),
-        datasets=list(header.get("datasets") or []),
+        datasets=datasets,
         header=header,
-        rows=rows_from_log(path),
+        rows=rows_from_records(header, records),
+        datasets_by_source=_datasets_by_source(datasets, records),
     )
+
+
+def _datasets_by_source(datasets: list[str], records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per source, the header's ``"name (licence)"`` entries of the datasets its records used."""
+    entries: dict[str, list[str]] = {}
+    for entry in datasets:
+        entries.setdefault(entry.rsplit(" (", 1)[0].strip(), []).append(entry)
+    names: dict[str, set[str]] = {}
+    for record in records:
+        if record.get("source") and record.get("dataset"):
+            names.setdefault(str(record["source"]), set()).add(str(record["dataset"]))
+    return {
+        source: [entry for name in sorted(found) for entry in entries.get(name, [name])]
+        for source, found in sorted(names.items())
+    }
 
 
 def load_evidence(paths: Iterable[str | Path]) -> list[RunEvidence]:

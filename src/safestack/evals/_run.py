@@ -28,7 +28,15 @@ from safestack.models import ModelAdapter
 from safestack.policy import Audience
 from safestack.stack import PRESETS, SafetyStack
 
-__all__ = ["LOG_VERSION", "EvalRun", "judge_error_rates", "read_log", "rows_from_log"]
+__all__ = [
+    "LOG_VERSION",
+    "EvalRun",
+    "judge_error_rates",
+    "logged_results",
+    "read_log",
+    "rows_from_log",
+    "rows_from_records",
+]
 
 #: Bumped when the record layout changes; readers refuse logs they do not understand.
 LOG_VERSION = 1
@@ -316,15 +324,28 @@ def _scored(records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Iterato
         )
 
 
+def logged_results(header: dict[str, Any], records: list[dict[str, Any]]) -> tuple[int, int]:
+    """``(done, expected)``: the distinct (configuration, sample) results a log holds, and how
+    many its header promises. A run with ``done < expected`` did not finish."""
+    done = {(r.get("config"), r.get("sample_id")) for r in records}
+    return len(done), int(header.get("n_samples", 0)) * len(header.get("configs", []))
+
+
 def rows_from_log(path: str | Path) -> list[dict[str, Any]]:
-    """The table rows of a run, from its log alone.
+    """The table rows of a run, from its log alone (see :func:`rows_from_records`)."""
+    return rows_from_records(*read_log(path))
+
+
+def rows_from_records(
+    header: dict[str, Any], records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The table rows of a run's header and records, as :func:`read_log` returns them.
 
     Configurations are compared on the same samples: a sample counts only if every
     configuration of the run produced a usable result for it. A sample the recorded model cannot
     answer would otherwise count where the input layer blocked it (as not unsafe) and vanish
     where it did not, flattering the stack. Each row says how many samples were excluded.
     """
-    header, records = read_log(path)
     configs = list(header["configs"])
     usable: dict[str, set[str]] = {}
     for r in records:
