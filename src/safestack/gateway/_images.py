@@ -24,7 +24,13 @@ from starlette.datastructures import UploadFile
 from safestack.errors import ImageTooLargeError
 from safestack.gateway._auth import Caller, GatewayDep, HTTPProblem
 from safestack.gateway._state import Gateway
-from safestack.gateway._v1 import _extension, _record, _server_timing, _upstream_problem
+from safestack.gateway._v1 import (
+    _extension,
+    _record,
+    _served,
+    _server_timing,
+    _upstream_problem,
+)
 from safestack.http_endpoint import describe_validation_error
 from safestack.stack import ImageResult, ImageSafetyStack
 from safestack.store import Account
@@ -72,16 +78,7 @@ def _image_stack(gateway: Gateway, model: str | None) -> tuple[str, ImageSafetyS
     if model is None:
         name = next(iter(gateway.image_stacks))
         return name, gateway.image_stacks[name]
-    stack = gateway.image_stacks.get(model)
-    if stack is None:
-        served = ", ".join(sorted(gateway.image_stacks))
-        raise HTTPProblem(
-            404,
-            f"unknown image model {model!r}; this gateway serves: {served}",
-            code="model_not_found",
-            param="model",
-        )
-    return model, stack
+    return model, _served(gateway.image_stacks, model, what="image model")
 
 
 @router.post("/generations", summary="Create images from a prompt")

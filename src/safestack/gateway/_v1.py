@@ -10,8 +10,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator
-from typing import Any
+from collections.abc import AsyncIterator, Generator, Mapping
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -33,23 +33,30 @@ from safestack.store import Account, NewDecision
 
 __all__ = ["router"]
 
+_Stack = TypeVar("_Stack")
+
 log = logging.getLogger("safestack.gateway")
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 _TIMEOUT_ERRORS = ("ModelTimeoutError", "LayerTimeout")
 
 
-def _stack_for(gateway: Gateway, model: str) -> SafetyStack:
-    stack = gateway.stacks.get(model)
+def _served(stacks: Mapping[str, _Stack], model: str, *, what: str = "model") -> _Stack:
+    """The stack serving ``model``; an unknown name is a 404 that lists the served ones."""
+    stack = stacks.get(model)
     if stack is None:
-        served = ", ".join(sorted(gateway.stacks))
+        served = ", ".join(sorted(stacks))
         raise HTTPProblem(
             404,
-            f"unknown model {model!r}; this gateway serves: {served}",
+            f"unknown {what} {model!r}; this gateway serves: {served}",
             code="model_not_found",
             param="model",
         )
     return stack
+
+
+def _stack_for(gateway: Gateway, model: str) -> SafetyStack:
+    return _served(gateway.stacks, model)
 
 
 def _upstream_problem(model: str, decision: Decision) -> HTTPProblem:
