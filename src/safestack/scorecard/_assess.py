@@ -175,31 +175,21 @@ def _measure(
             run_id=run.run_id,
             rationale=f"run {run.run_id} has no samples for {rule.metric} in this row",
         )
-    if n < rule.min_n:
-        return Measurement(
-            config=config,
-            status="insufficient",
-            level=worst,
-            value=float(value),
-            point=point,
-            low=low,
-            high=high,
-            n=n,
-            run_id=run.run_id,
-            rationale=f"{n} samples, fewer than the {rule.min_n} this rule needs",
-        )
+    enough = n >= rule.min_n
     band = rule.band_of(float(value))
     return Measurement(
         config=config,
-        status="measured",
-        level=band.level,
+        status="measured" if enough else "insufficient",
+        level=band.level if enough else worst,
         value=float(value),
         point=point,
         low=low,
         high=high,
         n=n,
         run_id=run.run_id,
-        rationale=band.rationale,
+        rationale=band.rationale
+        if enough
+        else f"{n} samples, fewer than the {rule.min_n} this rule needs",
     )
 
 

@@ -179,14 +179,15 @@ class EvidenceRule(BaseModel):
                 )
         return self
 
-    def level_of(self, value: float) -> RiskLevel:
+    def band_of(self, value: float) -> Band:
+        """The band ``value`` falls in (validation guarantees exactly one covers 0..1)."""
         for band in self.thresholds:
             if band.contains(value):
-                return band.level
-        raise ValueError(f"{value} is outside [0, 1]")  # validation guarantees coverage
+                return band
+        raise ValueError(f"{value} is outside [0, 1]")
 
-    def band_of(self, value: float) -> Band:
-        return next(b for b in self.thresholds if b.contains(value))
+    def level_of(self, value: float) -> RiskLevel:
+        return self.band_of(value).level
 
 
 class Assessment(BaseModel):
