@@ -35,6 +35,7 @@ bench: install
 	cd bench && ../$(PY) evals.py --out ../BENCHMARKS.md
 	$(PY) bench/gateway.py --out BENCHMARKS.md
 	$(PY) bench/hashing.py --out BENCHMARKS.md
+	$(PY) bench/enforcement.py --out BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train
