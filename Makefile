@@ -34,6 +34,7 @@ bench: install
 	$(PY) bench/stack.py --out BENCHMARKS.md
 	cd bench && ../$(PY) evals.py --out ../BENCHMARKS.md
 	$(PY) bench/gateway.py --out BENCHMARKS.md
+	$(PY) bench/rules.py --out BENCHMARKS.md
 	$(PY) bench/hashing.py --out BENCHMARKS.md
 	$(PY) bench/enforcement.py --out BENCHMARKS.md
 
