@@ -3,6 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch is installed first and pinned: the local CPU wheel. An unpinned torch would pull CUDA (GBs).
 TORCH := torch==2.13.0
+# The invisible watermark (safestack.provenance) without its declared deps: an unpinned torch and
+# the GUI OpenCV. What it really needs (PyWavelets, OpenCV headless, onnxruntime) safestack has.
+WATERMARK := invisible-watermark==0.2.0
 
 .PHONY: install demo test bench lint train clean
 
@@ -11,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[test,train,faces]'
+	$(PY) -m pip install --quiet --no-deps $(WATERMARK)
 	touch $@
 
 install: $(VENV)/.installed

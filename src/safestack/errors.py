@@ -8,7 +8,8 @@ The tree::
 
     SafestackError
     ├── ConfigError            a configuration file (e.g. a stack file) is missing or invalid
-    │   └── PolicyError        a policy file is missing, malformed or inconsistent
+    │   ├── PolicyError        a policy file is missing, malformed or inconsistent
+    │   └── CredentialsError   signing material (certificate chain, key) cannot sign C2PA
     ├── InputError             content handed to safestack is not usable (wrong type, bad encoding)
     │   └── ImageError         an image cannot be decoded safely (broken, unsupported, a bomb)
     │       └── ImageTooLargeError  the image's bytes exceed the size limit (413)
@@ -17,6 +18,7 @@ The tree::
     ├── ClassifierError        a classifier could not produce a verdict
     │   ├── ArtifactError      a trained artefact is missing, corrupted, or fails its hash check
     │   └── RemoteError        a remote endpoint failed, timed out, or answered out of contract
+    ├── ProvenanceError        an image could not be signed, watermarked or read back
     ├── ModelError             the wrapped model gave no usable answer
     │   ├── ModelTimeoutError  the model did not answer within its time budget
     │   └── NoRecordingError   the recorded-responses model has no completion for this prompt
@@ -37,6 +39,7 @@ __all__ = [
     "ArtifactError",
     "ClassifierError",
     "ConfigError",
+    "CredentialsError",
     "DataError",
     "ImageError",
     "ImageTooLargeError",
@@ -45,6 +48,7 @@ __all__ = [
     "ModelTimeoutError",
     "NoRecordingError",
     "PolicyError",
+    "ProvenanceError",
     "RecordConflictError",
     "RecordNotFoundError",
     "RemoteError",
@@ -82,6 +86,17 @@ class PolicyError(ConfigError):
     """A policy file is missing, is not YAML, or does not validate."""
 
     default_source = "<policy>"
+
+
+class CredentialsError(ConfigError):
+    """Signing material cannot sign C2PA manifests: expired, wrong key usage, key and certificate
+    that do not belong together, unreadable files.
+
+    Raised when the signer is built (at start-up), never at the first image: a gateway that
+    cannot sign must not start, because it could not release a single image.
+    """
+
+    default_source = "<signing credentials>"
 
 
 class InputError(SafestackError):
@@ -130,6 +145,13 @@ class ArtifactError(ClassifierError):
 
 class RemoteError(ClassifierError):
     """A remote endpoint failed, timed out, or answered in a shape safestack cannot trust."""
+
+
+class ProvenanceError(SafestackError):
+    """An image could not be signed, watermarked or registered, or its manifest not be read.
+
+    The image in question is never released without its provenance: the caller refuses it.
+    """
 
 
 class ModelError(SafestackError):

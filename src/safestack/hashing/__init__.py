@@ -13,7 +13,14 @@ the hashing nouns without depending on storage.
 """
 
 from safestack.hashing._enforce import Enforcement, Enforcer
-from safestack.hashing._hashes import bits_from_hex, hash_bytes, hash_image, hex_from_bits
+from safestack.hashing._hashes import (
+    bits_from_hex,
+    hash_bytes,
+    hash_image,
+    hex_from_bits,
+    pdq_dihedral_of,
+    pdq_of,
+)
 from safestack.hashing._import import HashFileError, TypeChoice, read_hash_file, read_hash_lines
 from safestack.hashing._index import PDQIndex, pdq_codes
 from safestack.hashing._matcher import HashMatcher
@@ -53,6 +60,8 @@ __all__ = [
     "hash_image",
     "hex_from_bits",
     "pdq_codes",
+    "pdq_dihedral_of",
+    "pdq_of",
     "read_hash_file",
     "read_hash_lines",
     "verify_signature",

@@ -17,7 +17,14 @@ from PIL import Image
 from safestack.hashing._types import ImageHashes
 from safestack.media import DEFAULT_LIMITS, DecodedImage, ImageLimits, decode_image
 
-__all__ = ["bits_from_hex", "hash_bytes", "hash_image", "hex_from_bits", "pdq_of"]
+__all__ = [
+    "bits_from_hex",
+    "hash_bytes",
+    "hash_image",
+    "hex_from_bits",
+    "pdq_dihedral_of",
+    "pdq_of",
+]
 
 #: PDQ works on a 64×64 luminance grid after downsampling; the reference hashers resize larger
 #: images to at most 512 px first, which changes the hash by a few bits at most and bounds time.
@@ -34,14 +41,27 @@ def bits_from_hex(value: str) -> NDArray[np.uint8]:
     return np.unpackbits(np.frombuffer(bytes.fromhex(value), dtype=np.uint8))
 
 
-def pdq_of(frame: Image.Image) -> tuple[str, int]:
-    """PDQ hash (hex) and quality (0–100) of one RGB frame."""
+def _pdq_pixels(frame: Image.Image) -> NDArray[np.uint8]:
     if max(frame.size) > _PDQ_MAX_SIDE:
         frame = frame.copy()
         frame.thumbnail((_PDQ_MAX_SIDE, _PDQ_MAX_SIDE), Image.Resampling.LANCZOS)
-    pixels = np.ascontiguousarray(np.asarray(frame.convert("RGB"), dtype=np.uint8))
-    bits, quality = pdqhash.compute(pixels)
+    return np.ascontiguousarray(np.asarray(frame.convert("RGB"), dtype=np.uint8))
+
+
+def pdq_of(frame: Image.Image) -> tuple[str, int]:
+    """PDQ hash (hex) and quality (0–100) of one RGB frame."""
+    bits, quality = pdqhash.compute(_pdq_pixels(frame))
     return hex_from_bits(bits), int(quality)
+
+
+def pdq_dihedral_of(frame: Image.Image) -> tuple[list[str], int]:
+    """The PDQ hashes of ``frame`` in its eight rotations and flips (itself first), and quality.
+
+    PDQ computes all eight from one DCT, so this costs about one hash: a lookup that tries
+    them finds an image that was rotated by 90° or mirrored.
+    """
+    vectors, quality = pdqhash.compute_dihedral(_pdq_pixels(frame))
+    return [hex_from_bits(v) for v in vectors], int(quality)
 
 
 def hash_image(image: DecodedImage) -> ImageHashes:

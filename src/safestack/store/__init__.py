@@ -1,4 +1,5 @@
-"""Persistence for the gateway: accounts, API keys, bans, strikes, decisions, audit log.
+"""Persistence for the gateway: accounts, API keys, bans, strikes, decisions, audit log, and
+the provenance registry.
 
 SQLite by default (a file in the user's data directory, no set-up); PostgreSQL by URL when several
 gateway replicas share one database. The schema is managed by Alembic migrations shipped inside
@@ -16,7 +17,10 @@ from safestack.store._records import (
     HashImport,
     NewDecision,
     NewHashEntry,
+    NewProvenanceRecord,
     OptOut,
+    ProvenanceIndexEntry,
+    ProvenanceRecord,
     Report,
     StrikePolicy,
 )
@@ -32,7 +36,10 @@ __all__ = [
     "HashImport",
     "NewDecision",
     "NewHashEntry",
+    "NewProvenanceRecord",
     "OptOut",
+    "ProvenanceIndexEntry",
+    "ProvenanceRecord",
     "Report",
     "Store",
     "StrikePolicy",

@@ -29,8 +29,11 @@ __all__ = [
     "HashMatchRecord",
     "NewDecision",
     "NewHashEntry",
+    "NewProvenanceRecord",
     "OptOut",
     "OptOutKind",
+    "ProvenanceIndexEntry",
+    "ProvenanceRecord",
     "Report",
     "StrikePolicy",
     "parse_audience",
@@ -225,6 +228,52 @@ class BankEntry(BaseModel):
     hash_type: str
     value: str
     quality: int | None
+
+
+class NewProvenanceRecord(BaseModel):
+    """An image about to be released, as the registry keeps it (see ``ProvenanceRow``)."""
+
+    model_config = _FROZEN
+
+    id: str = Field(min_length=1, max_length=40)
+    account_id: str | None = None
+    request_id: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(default=None, max_length=200)
+    action: Literal["created", "edited"] = "created"
+    prompt_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    prompt: str | None = None
+    media_type: str = Field(max_length=64)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    pdq: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    pdq_quality: int | None = Field(default=None, ge=0, le=100)
+    watermark_method: str | None = Field(default=None, max_length=16)
+    watermark_payload: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,32}$")
+    manifest_label: str | None = Field(default=None, max_length=200)
+    manifest_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    manifest_embedded: bool = True
+    sidecar_manifest: bytes | None = Field(default=None, repr=False)
+    signer_fingerprint: str | None = Field(default=None, max_length=64)
+
+
+class ProvenanceRecord(NewProvenanceRecord):
+    """A registered image: the new record plus where and when the registry stored it."""
+
+    seq: int
+    created_at: datetime
+
+
+class ProvenanceIndexEntry(BaseModel):
+    """What the in-memory lookup indexes hold of a record: its position and its signals."""
+
+    model_config = _FROZEN
+
+    seq: int
+    pdq: str | None
+    pdq_quality: int | None
+    watermark_method: str | None
+    watermark_payload: str | None
 
 
 class StrikePolicy(BaseModel):

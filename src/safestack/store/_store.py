@@ -1,4 +1,5 @@
-"""The store: accounts, API keys, bans, strikes, decisions, reports, opt-outs, hash banks, audit.
+"""The store: accounts, API keys, bans, strikes, decisions, reports, opt-outs, hash banks, audit,
+and the provenance registry.
 
 Several stateless gateway replicas may share one PostgreSQL database, so the store keeps no state
 of its own beyond a connection pool: every method is one short transaction, nothing about an
@@ -63,8 +64,11 @@ from safestack.store._records import (
     HashMatchRecord,
     NewDecision,
     NewHashEntry,
+    NewProvenanceRecord,
     OptOut,
     OptOutKind,
+    ProvenanceIndexEntry,
+    ProvenanceRecord,
     Report,
     StrikePolicy,
     parse_audience,
@@ -77,6 +81,7 @@ from safestack.store._tables import (
     HashBankRow,
     HashEntryRow,
     OptOutRow,
+    ProvenanceRow,
     ReportRow,
 )
 
@@ -302,6 +307,10 @@ def _bank_actions(actions: Iterable[str]) -> frozenset[str]:
 def _row_actions(row: HashBankRow) -> set[str]:
     flags = (row.action_reject, row.action_report, row.action_ban)
     return {name for name, on in zip(_BANK_ACTIONS, flags, strict=True) if on}
+
+
+def _provenance(row: ProvenanceRow) -> ProvenanceRecord:
+    return ProvenanceRecord.model_validate(row, from_attributes=True)
 
 
 def _insert_unique(session: Session, row: object, conflict: str) -> None:
@@ -1481,6 +1490,74 @@ class Store:
                     value=value,
                     quality=quality,
                 )
+
+    # -- provenance registry -----------------------------------------------------------------
+
+    def register_image(self, record: NewProvenanceRecord) -> ProvenanceRecord:
+        """Store the record of a released image; raises if it cannot (the image is then held)."""
+        row = ProvenanceRow(**record.model_dump(), created_at=_now())
+        with self._transaction(write=True) as session:
+            _insert_unique(session, row, f"provenance record {record.id!r} exists already")
+            return _provenance(row)
+
+    def provenance_index_entries(
+        self, *, after_seq: int = 0, limit: int | None = None
+    ) -> Iterator[ProvenanceIndexEntry]:
+        """The lookup signals of every record after ``after_seq``, in order, streamed."""
+        query = (
+            select(
+                ProvenanceRow.seq,
+                ProvenanceRow.pdq,
+                ProvenanceRow.pdq_quality,
+                ProvenanceRow.watermark_method,
+                ProvenanceRow.watermark_payload,
+            )
+            .where(ProvenanceRow.seq > after_seq)
+            .order_by(ProvenanceRow.seq)
+            .execution_options(yield_per=10_000)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction(write=False) as session:
+            for seq, pdq, quality, method, payload in session.execute(query):
+                yield ProvenanceIndexEntry(
+                    seq=seq,
+                    pdq=pdq,
+                    pdq_quality=quality,
+                    watermark_method=method,
+                    watermark_payload=payload,
+                )
+
+    def find_provenance(
+        self,
+        *,
+        record_id: str | None = None,
+        seq: int | None = None,
+        sha256: str | None = None,
+        manifest_label: str | None = None,
+    ) -> ProvenanceRecord | None:
+        """The (first) record with the one given key, or None."""
+        given = [
+            (column, value)
+            for column, value in (
+                (ProvenanceRow.id, record_id),
+                (ProvenanceRow.seq, seq),
+                (ProvenanceRow.sha256, sha256),
+                (ProvenanceRow.manifest_label, manifest_label),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise InputError("find_provenance takes exactly one of record_id, seq, sha256, label")
+        column, value = given[0]
+        query = select(ProvenanceRow).where(column == value).order_by(ProvenanceRow.seq).limit(1)
+        with self._transaction(write=False) as session:
+            row = session.scalars(query).first()
+            return None if row is None else _provenance(row)
+
+    def count_provenance(self) -> int:
+        with self._transaction(write=False) as session:
+            return int(session.execute(select(func.count(ProvenanceRow.seq))).scalar_one())
 
     # -- audit log --------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -44,6 +45,7 @@ __all__ = [
     "HashBankRow",
     "HashEntryRow",
     "OptOutRow",
+    "ProvenanceRow",
     "ReportRow",
     "UTCDateTime",
 ]
@@ -247,3 +249,43 @@ class HashEntryRow(Base):
     quality: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProvenanceRow(Base):
+    """One image this deployment released: what "did we make this image?" is answered from.
+
+    ``seq`` orders records for the in-memory indexes (a replica reads the rows after the last
+    ``seq`` it has seen); ``id`` is the public record id written into the C2PA manifest. The
+    prompt is kept as its SHA-256 only, unless the operator configured otherwise. A sidecar
+    manifest (for formats C2PA cannot embed into) is kept here so it can be served again.
+    """
+
+    __tablename__ = "provenance_records"
+    __table_args__ = (
+        CheckConstraint("action IN ('created', 'edited')", name="action"),
+        Index("ix_provenance_records_sha256", "sha256"),
+        Index("ix_provenance_records_manifest_label", "manifest_label"),
+    )
+
+    seq: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    account_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    prompt_sha256: Mapped[str | None] = mapped_column(String(64))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    watermark_method: Mapped[str | None] = mapped_column(String(16))
+    watermark_payload: Mapped[str | None] = mapped_column(String(32))
+    manifest_label: Mapped[str | None] = mapped_column(String(200))
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    manifest_embedded: Mapped[bool] = mapped_column(Boolean)
+    sidecar_manifest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signer_fingerprint: Mapped[str | None] = mapped_column(String(64))
