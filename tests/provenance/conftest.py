@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-import skimage.data
-from PIL import Image
 
 from safestack.provenance import PROVENANCE_DIR_ENV, Provenance, ProvenanceConfig
 from safestack.store import Store
-
-
-def encode(pixels: np.ndarray | Image.Image, fmt: str = "PNG", **options: Any) -> bytes:
-    image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def photo(name: str = "astronaut") -> np.ndarray:
-    """A public-domain photograph shipped with scikit-image (skimage.data)."""
-    return np.asarray(getattr(skimage.data, name)())
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from safestack.provenance._manifest import (
     SignedImage,
     embeddable,
     read_manifest,
+    sniff_media_type,
 )
 from safestack.provenance._provenance import (
     LookupEvidence,
@@ -75,4 +76,5 @@ __all__ = [
     "embeddable",
     "provenance_directory",
     "read_manifest",
+    "sniff_media_type",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "SignedImage",
     "embeddable",
     "read_manifest",
+    "sniff_media_type",
 ]
 
 #: The label of safestack's own assertion (reverse-DNS, as C2PA asks of custom assertions).
@@ -263,6 +264,12 @@ def read_manifest(
         context = c2pa.Context.from_dict(settings)
     except c2pa.C2paError as exc:
         raise ProvenanceError(f"the trust anchors cannot be loaded: {exc}") from None
+    if sidecar is None and not embeddable(media_type):
+        return ManifestReport(
+            state="none",
+            explanation=f"{media_type} cannot carry an embedded manifest, and no sidecar "
+            "manifest (.c2pa) was given",
+        )
     try:
         reader = c2pa.Reader.try_create(media_type, io.BytesIO(data), sidecar, context)
     except c2pa.C2paError as exc:
@@ -290,12 +297,27 @@ def read_manifest(
     return _report(state, active, failures, embedded=sidecar is None)
 
 
+def sniff_media_type(data: bytes) -> str | None:
+    """The media type from the file's magic bytes (not a decode: a damaged file still has one)."""
+    signatures = (
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+        (b"BM", "image/bmp"),
+        (b"II*\x00", "image/tiff"),
+        (b"MM\x00*", "image/tiff"),
+    )
+    for signature, media_type in signatures:
+        if data.startswith(signature):
+            return media_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 def _detect(data: bytes) -> str:
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            found = MEDIA_TYPES.get((opened.format or "").upper())
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        found = None
+    found = sniff_media_type(data)
     if found is None:
         raise ImageError(
             f"not a readable image (provenance reads {', '.join(MEDIA_TYPES)})",

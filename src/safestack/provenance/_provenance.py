@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, Field
 
-from safestack.errors import ProvenanceError
+from safestack.errors import ImageError, ProvenanceError
 from safestack.hashing import PDQ_MIN_QUALITY, pdq_dihedral_of, pdq_of
 from safestack.media import DecodedImage, ImageLimits, decode_image
 from safestack.provenance._config import ProvenanceConfig
@@ -39,6 +39,7 @@ from safestack.provenance._manifest import (
     ManifestReport,
     ManifestSigner,
     read_manifest,
+    sniff_media_type,
 )
 from safestack.provenance._registry import Registry
 from safestack.provenance._watermark import Watermarker
@@ -172,7 +173,7 @@ class Provenance:
         marked, method, payload = self._watermark(decoded)
         parent_type = None
         if parent is not None:
-            parent_type = MEDIA_TYPES.get(_format_of(parent))
+            parent_type = sniff_media_type(parent)
             if parent_type is None:
                 raise ProvenanceError("the uploaded image of an edit is in an unknown format")
         signed = self.signer.sign(
@@ -239,7 +240,7 @@ class Provenance:
         """The C2PA manifest of ``data`` checked against this operator's trust anchors."""
         return read_manifest(
             data,
-            _media_type_or_none(data),
+            None,
             sidecar=sidecar,
             trust_anchors_pem=self.signer.credentials.trust_anchors_pem,
         )
@@ -270,10 +271,21 @@ class Provenance:
         manifest = self.verify(data, sidecar=sidecar)
         evidence.append(self._manifest_evidence(manifest, records))
 
-        decoded = decode_image(data, _LIMITS)
-        pixels = np.asarray(decoded.frames[0])
-        evidence.extend(self._watermark_evidence(pixels, records))
-        evidence.append(self._pdq_evidence(pixels, records))
+        try:
+            pixels = np.asarray(decode_image(data, _LIMITS).frames[0])
+        except ImageError as exc:
+            # A damaged file can still carry our bytes' hash or our manifest: report those.
+            for signal in ("watermark", "pdq"):
+                evidence.append(
+                    LookupEvidence(
+                        signal=signal,  # type: ignore[arg-type]
+                        matched=False,
+                        detail=f"the pixels cannot be decoded: {exc}",
+                    )
+                )
+        else:
+            evidence.extend(self._watermark_evidence(pixels, records))
+            evidence.append(self._pdq_evidence(pixels, records))
 
         matched = [e for e in evidence if e.matched]
         best = max(matched, key=lambda e: e.confidence, default=None)
@@ -372,7 +384,7 @@ class Provenance:
                     signal="watermark",
                     matched=True,
                     record_id=record.id,
-                    confidence=round(max(0.0, 1.0 - chance), 6),
+                    confidence=round(min(0.999, max(0.0, 1.0 - chance)), 6),
                     distance=distance,
                     detail=f"{method} payload read with {distance} of {reader.bits} bits flipped; "
                     f"chance matches among {population:,} payloads: {chance:.2g}",
@@ -429,18 +441,6 @@ def _encode(image: Image.Image, image_format: str) -> bytes:
     else:
         image.save(buffer, format=image_format)
     return buffer.getvalue()
-
-
-def _format_of(data: bytes) -> str:
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            return (opened.format or "").upper()
-    except Exception:
-        return ""
-
-
-def _media_type_or_none(data: bytes) -> str | None:
-    return MEDIA_TYPES.get(_format_of(data))
 
 
 def _sha256(data: bytes) -> str:
