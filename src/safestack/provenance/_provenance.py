@@ -278,7 +278,7 @@ class Provenance:
             for signal in ("watermark", "pdq"):
                 evidence.append(
                     LookupEvidence(
-                        signal=signal,  # type: ignore[arg-type]
+                        signal=signal,
                         matched=False,
                         detail=f"the pixels cannot be decoded: {exc}",
                     )
