@@ -27,6 +27,14 @@ from loopback import FakeEndpoint, free_port, serving
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Development signing credentials that gateways and commands create on first use go to a
+# throwaway folder, never into the user's data directory.
+if "SAFESTACK_PROVENANCE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["SAFESTACK_PROVENANCE_DIR"] = os.path.join(
+        tempfile.mkdtemp(prefix="safestack-test-provenance-"), "provenance"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import safestack.classify
 import safestack.gateway
 import safestack.models
 import safestack.policy
+import safestack.provenance
 import safestack.store
 
 MODULES = (
@@ -15,6 +16,7 @@ MODULES = (
     safestack.gateway,
     safestack.models,
     safestack.policy,
+    safestack.provenance,
     safestack.store,
 )
 
@@ -85,6 +87,48 @@ def test_the_inner_layers_never_import_the_gateway_or_the_store() -> None:
         "import sys, safestack.stack, safestack.evals; "
         "print(sorted({m.split('.')[1] for m in sys.modules "
         "if m.startswith(('safestack.gateway', 'safestack.store'))}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_provenance_exports_and_never_imports_the_gateway() -> None:
+    """Provenance sits beside the stack: the gateway calls it, never the other way round."""
+    import subprocess
+    import sys
+
+    assert safestack.provenance.__all__ == [
+        "DEVELOPMENT_ORGANIZATION",
+        "MEDIA_TYPES",
+        "MIN_WATERMARK_PIXELS",
+        "PROVENANCE_DIR_ENV",
+        "REGISTRY_ASSERTION",
+        "WATERMARK_METHODS",
+        "LookupEvidence",
+        "LookupResult",
+        "ManifestReport",
+        "ManifestSigner",
+        "ManifestState",
+        "Provenance",
+        "ProvenanceConfig",
+        "RecordSummary",
+        "Registry",
+        "Signal",
+        "SignedImage",
+        "SigningAlgorithm",
+        "SigningCredentials",
+        "StampedImage",
+        "WatermarkMethod",
+        "Watermarker",
+        "create_development_credentials",
+        "embeddable",
+        "provenance_directory",
+        "read_manifest",
+        "sniff_media_type",
+    ]
+    code = (
+        "import sys, safestack.provenance; "
+        "print([m for m in sys.modules if m.startswith('safestack.gateway')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -3,19 +3,22 @@
 The concepts, one sub-package each (see DESIGN.md): :mod:`safestack.policy` (the written policy),
 :mod:`safestack.classify` (detectors and their verdicts), :mod:`safestack.stack` (the layers
 around a model), :mod:`safestack.evals`, :mod:`safestack.gateway` (the OpenAI-compatible service)
-with :mod:`safestack.store` (its database), and :mod:`safestack.cli` (the command line).
+with :mod:`safestack.store` (its database), :mod:`safestack.provenance` (C2PA manifests,
+watermarks, the registry of released images), and :mod:`safestack.cli` (the command line).
 """
 
 from safestack.errors import (
     ArtifactError,
     ClassifierError,
     ConfigError,
+    CredentialsError,
     DataError,
     InputError,
     ModelError,
     ModelTimeoutError,
     NoRecordingError,
     PolicyError,
+    ProvenanceError,
     RecordConflictError,
     RecordNotFoundError,
     RemoteError,
@@ -31,12 +34,14 @@ __all__ = [
     "ArtifactError",
     "ClassifierError",
     "ConfigError",
+    "CredentialsError",
     "DataError",
     "InputError",
     "ModelError",
     "ModelTimeoutError",
     "NoRecordingError",
     "PolicyError",
+    "ProvenanceError",
     "RecordConflictError",
     "RecordNotFoundError",
     "RemoteError",

@@ -74,7 +74,11 @@ class RunningGateway:
 def start_gateway(
     tmp: Path, *, database_url: str, config: dict[str, Any] | None = None, name: str = "gw"
 ) -> RunningGateway:
-    """Start ``safestack serve`` and wait until ``/readyz`` says ready (classifiers loaded)."""
+    """Start ``safestack serve`` and wait until ``/readyz`` says ready (classifiers loaded).
+
+    Development signing credentials go to ``tmp/provenance`` (shared by the gateways of one
+    ``tmp``, like replicas), never to the user's data directory.
+    """
     port = free_port()
     admin_key = secrets.token_hex(24)
     config_path = tmp / f"{name}.yaml"
@@ -85,6 +89,7 @@ def start_gateway(
         "SAFESTACK_ADMIN_KEY": admin_key,
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
+        "SAFESTACK_PROVENANCE_DIR": str(tmp / "provenance"),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -49,6 +49,8 @@ _CONTENT_RULES = frozenset(
         "/v1/chat/completions",
         "/v1/images/generations",
         "/v1/images/edits",
+        "/v1/provenance/lookup",
+        "/v1/provenance/verify",
         "/admin/opt-outs/{opt_out_id}/faces",
         "/admin/hash-banks/{bank_id}/hashes",
     }

@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from certificates import write_chain
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from safestack.errors import CredentialsError
@@ -19,6 +18,7 @@ from safestack.provenance import (
     create_development_credentials,
     read_manifest,
 )
+from signing_certificates import write_chain
 
 
 def test_development_credentials_are_labelled_untrusted_and_keys_private(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from provenance_images import encode, photo
 
+from provenance_images import encode, photo
 from safestack.errors import ImageError
 from safestack.provenance import (
     ManifestSigner,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
-from provenance_images import encode, photo, scene
 
+from provenance_images import encode, photo, scene
 from safestack.errors import StoreUnavailableError
 from safestack.provenance import Provenance, ProvenanceConfig, Registry
 from safestack.store import NewProvenanceRecord, Store

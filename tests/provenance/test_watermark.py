@@ -7,8 +7,8 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from provenance_images import encode, photo
 
+from provenance_images import encode, photo
 from safestack.errors import ConfigError, ProvenanceError
 from safestack.provenance import Watermarker
 

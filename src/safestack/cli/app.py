@@ -12,6 +12,7 @@ from safestack.cli.eval import app as eval_app
 from safestack.cli.hashes import app as hashes_app
 from safestack.cli.images import app as images_app
 from safestack.cli.policy import app as policy_app
+from safestack.cli.provenance import app as provenance_app
 from safestack.cli.redteam import app as redteam_app
 from safestack.cli.scorecard import app as scorecard_app
 from safestack.cli.serve import serve
@@ -40,6 +41,7 @@ app.add_typer(redteam_app, name="redteam")
 app.add_typer(images_app, name="images")
 app.add_typer(hashes_app, name="hashes")
 app.add_typer(scorecard_app, name="scorecard")
+app.add_typer(provenance_app, name="provenance")
 
 
 def main() -> None:

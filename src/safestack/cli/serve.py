@@ -108,6 +108,15 @@ def serve(
             "stack": gateway_config.stack,
             "database": gateway.store.url,
             "admin": not no_admin,
+            # Who signs the images' C2PA manifests (checked above, when the app was built).
+            "provenance": None
+            if gateway.provenance is None
+            else {
+                "signer": gateway.provenance.signer.credentials.describe(),
+                "watermark": None
+                if gateway.provenance.watermarker is None
+                else gateway.provenance.watermarker.method,
+            },
         }
         if check:
             if as_json:

@@ -38,7 +38,7 @@ from safestack.errors import (
     RecordNotFoundError,
     StoreUnavailableError,
 )
-from safestack.gateway import _admin, _images, _v1
+from safestack.gateway import _admin, _images, _provenance, _v1
 from safestack.gateway._auth import HTTPProblem
 from safestack.gateway._config import GatewayConfig
 from safestack.gateway._image_files import ImageFiles
@@ -54,6 +54,7 @@ from safestack.gateway._state import (
 from safestack.gateway._wire import ErrorBody, error_body
 from safestack.hashing import Enforcer, HashMatcher
 from safestack.hashing._reports import ReportDeliverer
+from safestack.provenance import Provenance
 from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
 
@@ -99,6 +100,11 @@ def create_app(
                 path=_ADMIN_KEY_SOURCE,
             )
     store = store or Store(config.database_url)
+    # Signing material is checked here, before anything else loads: a certificate that expired
+    # or cannot sign C2PA stops the gateway at start-up (CredentialsError), not at its first image.
+    provenance = (
+        Provenance.from_config(config.provenance, store) if config.provenance.enabled else None
+    )
     stacks = build_stacks(config, stack)
     base = next(iter(stacks.values()))
     names = NameRegistry()
@@ -122,6 +128,7 @@ def create_app(
         opt_out_names=names,
         opt_out_faces=faces,
         hash_matcher=matcher,
+        provenance=provenance,
     )
     # Reports of known-bad media go out through the store as an outbox; every replica runs a
     # deliverer and they never send the same report at once (see ReportDeliverer).
@@ -135,6 +142,7 @@ def create_app(
         if deliverer is not None:
             deliverer.start()
         log.info("gateway ready to accept requests; store %s", gateway.store.url)
+        _log_provenance(provenance)
         yield
         if deliverer is not None:
             await run_in_threadpool(deliverer.stop)
@@ -149,6 +157,7 @@ def create_app(
     app.state.gateway = gateway
     app.include_router(_v1.router)
     app.include_router(_images.router)
+    app.include_router(_provenance.router)
     if enable_admin:
         app.include_router(_admin.router)
     _add_health_routes(app, gateway)
@@ -163,9 +172,33 @@ def create_app(
         larger_bodies={
             "/v1/images/edits": 2 * config.max_upload_bytes + 1_048_576,
             "/admin/opt-outs/{opt_out_id}/faces": config.max_upload_bytes + 1_048_576,
+            # An image and a sidecar manifest, each up to max_upload_bytes, base64 in JSON.
+            **dict.fromkeys(
+                ("/v1/provenance/lookup", "/v1/provenance/verify"),
+                3 * config.max_upload_bytes + 1_048_576,
+            ),
         },
     )
     return app
+
+
+def _log_provenance(provenance: Provenance | None) -> None:
+    if provenance is None:
+        log.warning("provenance is off: images are released unsigned and unregistered")
+        return
+    credentials = provenance.signer.credentials
+    watermark = provenance.watermarker.method if provenance.watermarker else "none"
+    log.info(
+        "provenance: signing as %s until %s, watermark %s",
+        credentials.subject,
+        f"{credentials.not_after:%Y-%m-%d}",
+        watermark,
+    )
+    if credentials.development:
+        log.warning(
+            "provenance: development credentials, NOT trusted by public C2PA validators; "
+            "configure provenance.certificate for production"
+        )
 
 
 class Readiness(BaseModel):
@@ -182,6 +215,8 @@ _ERRORS = {
     "/v1/models": (401, 403, 500, 503),
     "/v1/images/files/": (400, 404, 500),
     "/v1/images/": (400, 401, 403, 404, 408, 413, 500, 502, 503, 504),
+    "/v1/provenance/manifests/": (400, 401, 403, 404, 500, 503),
+    "/v1/provenance/": (400, 401, 403, 404, 408, 413, 500, 503),
     "/admin/": (400, 401, 404, 408, 409, 413, 500, 503),
 }
 _STATUS_TEXT = {
@@ -196,7 +231,8 @@ _STATUS_TEXT = {
     413: "The request body is larger than max_body_bytes (image uploads: max_upload_bytes).",
     500: "Internal error; the operator's log has the details under the request id.",
     502: "The upstream model failed or answered out of contract.",
-    503: "The database is unavailable; nothing was written.",
+    503: "The database is unavailable; nothing was written. On image routes also an image "
+    "that could not be stamped for provenance (code provenance_unavailable): none was released.",
     504: "The upstream model did not answer in time.",
 }
 
@@ -449,6 +485,8 @@ _ROUTES = frozenset(
         "/v1/models",
         "/v1/images/generations",
         "/v1/images/edits",
+        "/v1/provenance/lookup",
+        "/v1/provenance/verify",
         "/healthz",
         "/readyz",
         "/metrics",

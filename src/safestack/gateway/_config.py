@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from safestack.errors import ConfigError
 from safestack.hashing._reports import ReportReceiverConfig
+from safestack.provenance import ProvenanceConfig
 from safestack.store import StrikePolicy
 from safestack.yaml_config import load_yaml_model
 
@@ -129,6 +130,12 @@ class GatewayConfig(_Strict):
         "retried until it answers 2xx) and who files them. None: reports stay in the store "
         "for review and export (GET /admin/reports/{id}/export).",
     )
+    provenance: ProvenanceConfig = Field(
+        default_factory=ProvenanceConfig,
+        description="Provenance of every released image: a signed C2PA manifest, an invisible "
+        "watermark and a registry record (see docs/provenance.md). The signing material is "
+        "checked at start-up; an image that cannot be stamped is not released (503).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,
@@ -167,9 +174,20 @@ class GatewayConfig(_Strict):
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
-    """A gateway file, with a relative ``stack:`` path resolved against the file."""
+    """A gateway file, with relative paths (``stack:``, provenance files) resolved against it."""
     config = load_yaml_model(path, GatewayConfig, what="gateway file", error=ConfigError)
-    stack_path = Path(path).parent / config.stack
+    folder = Path(path).parent
+    stack_path = folder / config.stack
     if config.stack.endswith((".yaml", ".yml")) and not Path(config.stack).is_absolute():
         config = config.model_copy(update={"stack": str(stack_path)})
-    return config
+    provenance = config.provenance
+
+    def resolved(value: str) -> str:
+        return value if Path(value).is_absolute() else str(folder / value)
+
+    files = {
+        "certificate": provenance.certificate and resolved(provenance.certificate),
+        "private_key": provenance.private_key and resolved(provenance.private_key),
+        "trust_anchors": [resolved(p) for p in provenance.trust_anchors],
+    }
+    return config.model_copy(update={"provenance": provenance.model_copy(update=files)})

@@ -5,6 +5,10 @@ A refusal is what OpenAI's images API returns for one: HTTP 400 with ``code:
 body also carries the ``safestack`` decision (layer, categories, request id). A known-bad media
 match is enforced (report, ban, per the bank's actions) before the answer is sent, so a crash
 after answering cannot lose a report.
+
+Every image let out is first stamped (watermark, C2PA manifest, registry record; see
+:mod:`safestack.provenance`), and its record named in ``safestack.provenance``; an image that
+cannot be stamped is not released: the answer is 503 ``provenance_unavailable``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -21,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from safestack.errors import ImageTooLargeError
+from safestack.errors import ImageTooLargeError, SafestackError, StoreError
 from safestack.gateway._auth import Caller, GatewayDep, HTTPProblem
 from safestack.gateway._state import Gateway
 from safestack.gateway._v1 import (
@@ -32,10 +37,11 @@ from safestack.gateway._v1 import (
     _upstream_problem,
 )
 from safestack.http_endpoint import describe_validation_error
+from safestack.provenance import Provenance, StampedImage
 from safestack.stack import ImageResult, ImageSafetyStack
 from safestack.store import Account
 
-__all__ = ["router"]
+__all__ = ["ImageProvenance", "read_upload_form", "router"]
 
 log = logging.getLogger("safestack.gateway")
 router = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"])
@@ -153,7 +159,9 @@ async def edits(gateway: GatewayDep, account: Caller, request: Request) -> Any:
         )
 
     result = await anyio.to_thread.run_sync(run, limiter=gateway.limiter)
-    return await _answer(gateway, account, request, "images.edits", name, options, result, started)
+    return await _answer(
+        gateway, account, request, "images.edits", name, options, result, started, parent=image
+    )
 
 
 async def _read_edit_form(
@@ -167,12 +175,29 @@ async def _read_edit_form(
             "image edits take multipart/form-data with an 'image' file and a 'prompt' field",
             param="image",
         )
+    uploads, fields = await read_upload_form(
+        request, max_upload_bytes, files={"image": "image", "image[]": "image", "mask": "mask"}
+    )
+    if "image" not in uploads:
+        raise HTTPProblem(400, "an 'image' file is required", param="image")
+    return uploads["image"], uploads.get("mask"), fields
+
+
+async def read_upload_form(
+    request: Request, max_upload_bytes: int, *, files: Mapping[str, str]
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The files (by their canonical names) and the text fields of a multipart upload.
+
+    ``files`` maps each accepted file field to its canonical name (OpenAI's SDKs may send
+    ``image[]`` for ``image``). Every upload route reads its form here, so they all refuse the
+    same things the same way: a file over ``max_upload_bytes`` (413, read no further than one
+    byte past the limit), an unexpected file field, a file or field given twice (400).
+    """
     try:
-        form = await request.form(max_files=2, max_fields=32)
+        form = await request.form(max_files=len(set(files.values())), max_fields=32)
     except Exception as exc:  # starlette raises several kinds for a malformed body
         raise HTTPProblem(400, f"the multipart body cannot be read: {exc}") from None
-    image: bytes | None = None
-    mask: bytes | None = None
+    uploads: dict[str, bytes] = {}
     fields: dict[str, str] = {}
     try:
         for key, value in form.multi_items():
@@ -183,23 +208,19 @@ async def _read_edit_form(
                         f"the uploaded {key!r} is larger than {max_upload_bytes:,} bytes "
                         "(max_upload_bytes)"
                     )
-                if key in ("image", "image[]"):
-                    if image is not None:
-                        raise HTTPProblem(400, "send one image per edit", param="image")
-                    image = data
-                elif key == "mask":
-                    mask = data
-                else:
+                name = files.get(key)
+                if name is None:
                     raise HTTPProblem(400, f"unexpected file field {key!r}", param=key)
+                if name in uploads:
+                    raise HTTPProblem(400, f"send one {name!r} file", param=name)
+                uploads[name] = data
             else:
                 if key in fields:
                     raise HTTPProblem(400, f"field {key!r} is given twice", param=key)
                 fields[key] = value
     finally:
         await form.close()
-    if image is None:
-        raise HTTPProblem(400, "an 'image' file is required", param="image")
-    return image, mask, fields
+    return uploads, fields
 
 
 async def _answer(
@@ -211,6 +232,8 @@ async def _answer(
     options: _ImageOptions,
     result: ImageResult,
     started: float,
+    *,
+    parent: bytes | None = None,
 ) -> Any:
     request_id: str = request.state.request_id
     decision = result.decision
@@ -231,8 +254,15 @@ async def _answer(
             code="content_policy_violation",
             extra={"safestack": extension},
         )
+    images = list(result.images)
+    if gateway.provenance is not None:
+        stamped = await _stamp(
+            gateway.provenance, gateway, account, request_id, model, options.prompt, parent, images
+        )
+        images = [item.data for item in stamped]
+        extension["provenance"] = [_provenance_tag(item, request) for item in stamped]
     data: list[dict[str, Any]] = []
-    for image in result.images:
+    for image in images:
         if options.response_format == "url":
             link = await run_in_threadpool(gateway.image_files.put, image)
             data.append({"url": str(request.base_url).rstrip("/") + link})
@@ -240,6 +270,94 @@ async def _answer(
             data.append({"b64_json": base64.b64encode(image).decode("ascii")})
     body = {"created": int(time.time()), "data": data, "safestack": extension}
     return JSONResponse(body, headers={"Server-Timing": _server_timing(decision)})
+
+
+class ImageProvenance(BaseModel):
+    """One entry of ``safestack.provenance`` in an image response, in the order of ``data``."""
+
+    record_id: str = Field(description="The registry record (POST /v1/provenance/lookup).")
+    manifest: Literal["embedded", "sidecar"] = Field(
+        description="'embedded': the C2PA manifest is inside the image; 'sidecar': the format "
+        "cannot carry one, fetch it from manifest_url and publish it beside the image."
+    )
+    watermark: str | None = Field(
+        description="The invisible watermark method, or null (image too small, animated, or "
+        "too flat for the mark to take)."
+    )
+    manifest_url: str | None = Field(default=None, description="Only for sidecar manifests.")
+
+
+async def _stamp(
+    provenance: Provenance,
+    gateway: Gateway,
+    account: Account,
+    request_id: str,
+    model: str,
+    prompt: str,
+    parent: bytes | None,
+    images: list[bytes],
+) -> list[StampedImage]:
+    """Watermark, sign and register every image, or answer 503 and release none of them.
+
+    Runs in a worker thread (the watermark is a few hundred milliseconds of numpy per image).
+    Records already written for a request that then fails stay in the registry: an image
+    registered but never released is harmless, one released but not registered is what
+    provenance exists to prevent.
+    """
+
+    def run() -> list[StampedImage]:
+        return [
+            provenance.stamp(
+                image,
+                model=model,
+                prompt=prompt,
+                account_id=account.id,
+                request_id=request_id,
+                parent=parent,
+            )
+            for image in images
+        ]
+
+    try:
+        stamped = await anyio.to_thread.run_sync(run, limiter=gateway.limiter)
+    except Exception as exc:
+        reason = (
+            "store"
+            if isinstance(exc, StoreError)
+            else "provenance"
+            if isinstance(exc, SafestackError)
+            else "internal"
+        )
+        gateway.metrics.provenance_failures.labels(reason).inc()
+        if reason == "internal":
+            log.exception("request %s: image(s) held back: stamping failed", request_id)
+        else:  # safestack's messages carry no secret (store URLs are redacted)
+            log.error("request %s: image(s) held back: stamping failed: %s", request_id, exc)
+        raise HTTPProblem(
+            503,
+            "the image was not released because it could not be registered for provenance "
+            "(C2PA manifest, watermark, registry record); retry later",
+            type="service_unavailable",
+            code="provenance_unavailable",
+        ) from None
+    for item in stamped:
+        gateway.metrics.provenance_stamped.labels(item.record.watermark_method or "none").inc()
+    return stamped
+
+
+def _provenance_tag(stamped: StampedImage, request: Request) -> dict[str, Any]:
+    """The image's :class:`ImageProvenance`; ``manifest_url`` only when there is a sidecar."""
+    record = stamped.record
+    sidecar = stamped.sidecar_manifest is not None
+    tag = ImageProvenance(
+        record_id=record.id,
+        manifest="sidecar" if sidecar else "embedded",
+        watermark=record.watermark_method,
+        manifest_url=str(request.url_for("provenance_manifest", record_id=record.id))
+        if sidecar
+        else None,
+    )
+    return tag.model_dump(exclude={"manifest_url"} if not sidecar else None)
 
 
 def _enforce(

@@ -64,6 +64,20 @@ class GatewayMetrics:
             ["bank"],
             registry=self.registry,
         )
+        self.provenance_stamped = Counter(
+            "safestack_provenance_stamped",
+            "Images released with a C2PA manifest and a registry record, by watermark method "
+            "('none' when the image carried no watermark).",
+            ["watermark"],
+            registry=self.registry,
+        )
+        self.provenance_failures = Counter(
+            "safestack_provenance_failures",
+            "Image responses held back (503) because stamping failed: 'store' (the registry "
+            "could not record them), 'provenance' (signing or watermarking), 'internal'.",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def observe_decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.status, decision.layer or "none").inc()

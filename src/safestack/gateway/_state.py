@@ -29,6 +29,7 @@ from safestack.http_endpoint import HTTPEndpoint
 from safestack.media import ImageLimits
 from safestack.models import OpenAICompatibleImageModel, OpenAICompatibleModel, SamplePhotosModel
 from safestack.policy import Audience
+from safestack.provenance import Provenance
 from safestack.stack import ImageSafetyStack, SafetyStack
 from safestack.store import Store
 
@@ -143,6 +144,8 @@ class Gateway:
     opt_out_names: NameRegistry
     opt_out_faces: OptOutFaceClassifier | None = None
     hash_matcher: HashMatcher | None = None
+    #: Stamps every released image (manifest, watermark, registry); None when disabled.
+    provenance: Provenance | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None

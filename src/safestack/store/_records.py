@@ -238,7 +238,7 @@ class NewProvenanceRecord(BaseModel):
     id: str = Field(min_length=1, max_length=40)
     account_id: str | None = None
     request_id: str | None = Field(default=None, max_length=128)
-    model: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, max_length=256)
     action: Literal["created", "edited"] = "created"
     prompt_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     prompt: str | None = None

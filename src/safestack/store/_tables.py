@@ -272,7 +272,7 @@ class ProvenanceRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     account_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     request_id: Mapped[str | None] = mapped_column(String(128))
-    model: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(256))
     action: Mapped[str] = mapped_column(String(16))
     prompt_sha256: Mapped[str | None] = mapped_column(String(64))
     prompt: Mapped[str | None] = mapped_column(Text)

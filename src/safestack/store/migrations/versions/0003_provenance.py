@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("account_id", sa.String(_ID), nullable=True),
         sa.Column("request_id", sa.String(128), nullable=True),
-        sa.Column("model", sa.String(200), nullable=True),
+        sa.Column("model", sa.String(256), nullable=True),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("prompt_sha256", sa.String(64), nullable=True),
         sa.Column("prompt", sa.Text(), nullable=True),
