@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from safestack.gateway import DEFAULT_MODEL_NAME, GatewayConfig, create_app
+from safestack.provenance import ProvenanceConfig
 
 ADMIN_KEY = "fuzz-admin-key-" + "0123456789abcdef"  # a real admin key (31 characters)
 TEXT = "What is the boiling point of water at sea level?"  # not recorded: "unanswered"
@@ -59,7 +60,15 @@ _CONTENT_RULES = frozenset(
 # Schemathesis needs the app when it collects the tests. The database directory is created (and
 # removed) by the ``fuzz_gateway`` fixture: the store opens nothing before the lifespan runs.
 _DATA = Path(tempfile.gettempdir()) / f"safestack-fuzz-{uuid.uuid4().hex}"
-APP = create_app(GatewayConfig(database_url=f"sqlite:///{_DATA}/gateway.db"), admin_key=ADMIN_KEY)
+# Images are still signed and registered, but not watermarked: the fuzzer's requests for up to
+# ten images each would otherwise spend most of the run in the watermark (tested elsewhere).
+APP = create_app(
+    GatewayConfig(
+        database_url=f"sqlite:///{_DATA}/gateway.db",
+        provenance=ProvenanceConfig(watermark="none"),
+    ),
+    admin_key=ADMIN_KEY,
+)
 schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP  # what schemathesis.openapi.from_asgi does, without running the lifespan now
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from loopback import FakeEndpoint, Received, serving
 from safestack.gateway import GatewayConfig, UpstreamConfig, create_app
+from safestack.provenance import read_manifest
 
 ADMIN = "upstream-test-admin-key-0123456789"
 
@@ -61,7 +62,10 @@ def test_generations_are_forwarded_and_their_outputs_checked(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 200, response.text
-    assert response.json()["data"][0]["b64_json"] == _png((10, 120, 200))
+    released = base64.b64decode(response.json()["data"][0]["b64_json"])
+    # The upstream's picture, pixel for pixel, now carrying its C2PA manifest (provenance).
+    assert Image.open(io.BytesIO(released)).getpixel((5, 5)) == (10, 120, 200)
+    assert read_manifest(released).actions == ["c2pa.created"]
     sent = upstream.requests[0]
     assert sent.path.endswith("/images/generations")
     assert sent.json()["model"] == "img-9" and sent.json()["response_format"] == "b64_json"
