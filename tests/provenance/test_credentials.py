@@ -136,3 +136,32 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (10, 200, 90)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_provenance_config_refuses_incomplete_material() -> None:
+    from pydantic import ValidationError
+
+    from safestack.provenance import ProvenanceConfig
+
+    for bad, message in [
+        ({"certificate": "c.pem"}, "certificate needs private_key"),
+        ({"private_key": "k.pem"}, "need the certificate chain"),
+        ({"certificate": "c.pem", "signer": "kms:sign"}, "signer needs algorithm"),
+        ({"certificate": "c", "private_key": "k", "signer": "m:f"}, "not both"),
+        ({"timestamp_url": "ftp://tsa"}, "http"),
+        ({"watermark": "lsb"}, "watermark"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
+            ProvenanceConfig.model_validate(bad)
+
+
+def test_an_unreachable_timestamp_authority_fails_at_construction(tmp_path: Path) -> None:
+    """The self-test signs with the authority: a bad one stops start-up, not the first image."""
+    from loopback import free_port
+
+    chain, key, _ = write_chain(tmp_path)
+    credentials = SigningCredentials.from_files(
+        chain, key, timestamp_url=f"http://127.0.0.1:{free_port()}/tsa"
+    )
+    with pytest.raises(CredentialsError, match=r"cannot sign C2PA.*/tsa"):
+        ManifestSigner(credentials)

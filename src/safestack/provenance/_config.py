@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from safestack.errors import CredentialsError
 from safestack.provenance._credentials import (
@@ -51,7 +51,9 @@ class ProvenanceConfig(BaseModel):
     timestamp_url: str | None = Field(
         default=None,
         description="An RFC 3161 timestamp authority, so signatures stay valid after the "
-        "certificate expires. Default: none (no network call when signing).",
+        "certificate expires. It is called for every image and once at start-up (the signing "
+        "self-test), so an unreachable authority stops the gateway from starting. Default: "
+        "none (no network call when signing).",
     )
     trust_anchors: list[str] = Field(
         default_factory=list,
@@ -77,6 +79,13 @@ class ProvenanceConfig(BaseModel):
     thumbnail: bool = Field(
         default=False, description="Embed a thumbnail in each manifest (~30 KB per image)."
     )
+
+    @field_validator("timestamp_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"timestamp_url must be an http(s) URL, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _material(self) -> ProvenanceConfig:
