@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/rules.py --out BENCHMARKS.md
 	$(PY) bench/hashing.py --out BENCHMARKS.md
 	$(PY) bench/enforcement.py --out BENCHMARKS.md
+	$(PY) bench/provenance.py --out BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train

@@ -302,8 +302,9 @@ def lookup_command(
 ) -> None:
     """Did we make this image? Checked by exact hash, manifest, watermark and PDQ hash.
 
-    Finds an image after its metadata was stripped, or it was re-encoded, resized or lightly
-    cropped (BENCHMARKS.md has the measured rates). Exit 0 if made by us, 1 if not, 2 on error.
+    Finds an image after its metadata was stripped, or it was re-encoded, resized or rotated;
+    after a crop only with the rivaGan watermark (BENCHMARKS.md has the measured rates).
+    Exit 0 if made by us, 1 if not, 2 on error.
     """
     with user_errors():
         data = _read(image)

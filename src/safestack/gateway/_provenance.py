@@ -113,7 +113,8 @@ def _enabled(gateway: Gateway) -> Provenance:
     description="Checks every signal and answers with the strongest that matched: the exact "
     "bytes (sha256), this gateway's C2PA manifest (manifest), the invisible watermark after "
     "metadata was stripped or the image re-encoded (watermark), the perceptual hash after "
-    "resizing, light cropping, rotation (pdq). `made_by_us` is false when none matched. The "
+    "resizing or rotation (pdq); a crop is found by the rivaGan watermark only. `made_by_us` "
+    "is false when none matched. The "
     "record's account and request ids are shown to the account that made the image only. "
     + _QUERY_DESCRIPTION,
 )

@@ -16,6 +16,7 @@ query that is usually empty), so an image registered by another replica is found
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -27,8 +28,12 @@ from safestack.store import NewProvenanceRecord, ProvenanceIndexEntry, Provenanc
 
 __all__ = ["Registry"]
 
+log = logging.getLogger("safestack.provenance")
+
 #: Records kept in the linear tail before it is folded into a rebuilt PDQ index.
-_TAIL_LIMIT = 20_000
+#: The tail is scanned linearly: at 20,000 it cost 8–13 ms per lookup against 2–4.5 ms for the
+#: index (BENCHMARKS.md); 5,000 keeps it near the index's cost without rebuilding too often.
+_TAIL_LIMIT = 5_000
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Registry:
         self._tail_words: NDArray[np.uint64] | None = None
         self._payloads: dict[str, _Payloads] = {}
         self._loaded = False
+        self._folding: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"Registry(store={self.store.url!r}, last_seq={self._last_seq})"
@@ -98,9 +104,15 @@ class Registry:
     def _catch_up(self) -> None:
         for entry in self.store.provenance_index_entries(after_seq=self._last_seq):
             self._add(entry)
-        if len(self._tail_seqs) > _TAIL_LIMIT:
-            self._rebuild()
         self._loaded = True
+        if len(self._tail_seqs) > _TAIL_LIMIT and self._folding is None:
+            # Building the index takes seconds at a million records (BENCHMARKS.md): it happens
+            # in the background while lookups keep using the old index and the whole tail.
+            snapshot = self._snapshot()
+            self._folding = threading.Thread(
+                target=self._fold, args=snapshot, name="provenance-index", daemon=True
+            )
+            self._folding.start()
 
     def _add(self, entry: ProvenanceIndexEntry) -> None:
         self._last_seq = max(self._last_seq, entry.seq)
@@ -112,13 +124,34 @@ class Registry:
             payloads = self._payloads.setdefault(entry.watermark_method, _Payloads())
             payloads.add(entry.seq, int(entry.watermark_payload, 16))
 
+    def _snapshot(self) -> tuple[bytes, list[int], int]:
+        """The codes and records of a new index (the old one's plus the tail's), and how many
+        tail entries it takes in; called under the lock."""
+        codes = self._index_codes + b"".join(self._tail_codes)
+        return codes, self._pdq_seqs + self._tail_seqs, len(self._tail_seqs)
+
+    def _fold(self, codes: bytes, seqs: list[int], folded: int) -> None:
+        """Build an index over ``codes`` and swap it in, dropping the tail entries it covers."""
+        try:
+            array = np.frombuffer(codes, dtype=np.uint8).reshape(-1, 32)
+            index = PDQIndex(array, max_distance=self.pdq_max_distance)
+        except Exception:  # the old index and the tail stay correct; the next refresh retries
+            log.exception("rebuilding the provenance PDQ index failed")
+            with self._lock:
+                self._folding = None
+            return
+        with self._lock:
+            if len(seqs) - folded == len(self._pdq_seqs):  # else another fold got there first
+                self._pdq_index, self._index_codes, self._pdq_seqs = index, codes, seqs
+                del self._tail_codes[:folded], self._tail_seqs[:folded]
+                self._tail_words = None
+            self._folding = None
+
     def _rebuild(self) -> None:
-        """Fold the tail into a new PDQ index (the old one is immutable)."""
-        self._index_codes += b"".join(self._tail_codes)
-        self._pdq_seqs += self._tail_seqs
-        codes = np.frombuffer(self._index_codes, dtype=np.uint8).reshape(-1, 32)
-        self._pdq_index = PDQIndex(codes, max_distance=self.pdq_max_distance)
-        self._tail_codes, self._tail_seqs, self._tail_words = [], [], None
+        """Fold the whole tail into the index now, in this thread (benchmarks and tests)."""
+        with self._lock:
+            snapshot = self._snapshot()
+        self._fold(*snapshot)
 
     def by_sha256(self, sha256: str) -> ProvenanceRecord | None:
         return self.store.find_provenance(sha256=sha256)
