@@ -335,63 +335,51 @@ class Provenance:
     def _watermark_evidence(
         self, pixels: np.ndarray, records: dict[str, ProvenanceRecord]
     ) -> list[LookupEvidence]:
-        found: list[LookupEvidence] = []
+        """One entry per watermark method the registry holds payloads of (usually one)."""
         methods = self.registry.watermark_methods() or (
             [self.watermarker.method] if self.watermarker else []
         )
-        for method in methods:
-            reader = self._reader(method)
-            if reader is None:
-                found.append(
-                    LookupEvidence(
-                        signal="watermark",
-                        matched=False,
-                        detail=f"{method} watermarks cannot be read here (package missing)",
-                    )
-                )
-                continue
-            payload = reader.extract(pixels)
-            if payload is None:
-                found.append(
-                    LookupEvidence(
-                        signal="watermark",
-                        matched=False,
-                        detail="the image is too small to carry a watermark",
-                    )
-                )
-                continue
-            hit = self.registry.nearest_watermark(method, payload)
-            if hit is None or hit[1] > reader.max_bit_errors:
-                nearest = "" if hit is None else f" (nearest differs in {hit[1]} bits)"
-                found.append(
-                    LookupEvidence(
-                        signal="watermark",
-                        matched=False,
-                        distance=None if hit is None else hit[1],
-                        detail=f"no registered {method} payload within "
-                        f"{reader.max_bit_errors} bits{nearest}",
-                    )
-                )
-                continue
-            seq, distance = hit
-            record = self.registry.by_seq(seq)
-            if record is None:
-                continue
-            records[record.id] = record
-            population = self.registry.watermark_population(method)
-            chance = reader.chance_matches(distance, population)
-            found.append(
-                LookupEvidence(
-                    signal="watermark",
-                    matched=True,
-                    record_id=record.id,
-                    confidence=round(min(0.999, max(0.0, 1.0 - chance)), 6),
-                    distance=distance,
-                    detail=f"{method} payload read with {distance} of {reader.bits} bits flipped; "
-                    f"chance matches among {population:,} payloads: {chance:.2g}",
-                )
+        return [self._watermark_match(method, pixels, records) for method in methods]
+
+    def _watermark_match(
+        self, method: str, pixels: np.ndarray, records: dict[str, ProvenanceRecord]
+    ) -> LookupEvidence:
+        def miss(detail: str, distance: int | None = None) -> LookupEvidence:
+            return LookupEvidence(
+                signal="watermark", matched=False, distance=distance, detail=detail
             )
-        return found
+
+        reader = self._reader(method)
+        if reader is None:
+            return miss(f"{method} watermarks cannot be read here (package missing)")
+        payload = reader.extract(pixels)
+        if payload is None:
+            return miss("the image is too small to carry a watermark")
+        hit = self.registry.nearest_watermark(method, payload)
+        if hit is None:
+            return miss(f"no {method} payload is registered")
+        seq, distance = hit
+        if distance > reader.max_bit_errors:
+            return miss(
+                f"no registered {method} payload within {reader.max_bit_errors} bits "
+                f"(the nearest differs in {distance})",
+                distance,
+            )
+        record = self.registry.by_seq(seq)
+        if record is None:
+            return miss("the matching record is gone")
+        records[record.id] = record
+        population = self.registry.watermark_population(method)
+        chance = reader.chance_matches(distance, population)
+        return LookupEvidence(
+            signal="watermark",
+            matched=True,
+            record_id=record.id,
+            confidence=round(min(0.999, max(0.0, 1.0 - chance)), 6),
+            distance=distance,
+            detail=f"{method} payload read with {distance} of {reader.bits} bits flipped; "
+            f"chance matches among {population:,} payloads: {chance:.2g}",
+        )
 
     def _reader(self, method: str) -> Watermarker | None:
         if method not in self._readers:
