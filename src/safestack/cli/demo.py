@@ -422,6 +422,9 @@ def _provenance_section() -> list[dict[str, Any]]:
             image.resize((image.width // 2, image.height // 2)).save(buffer, format="PNG")
         elif change == "rotate":
             image.rotate(90, expand=True).save(buffer, format="PNG")
+        elif change == "crop":  # 5 % off each edge: beyond PDQ and the default watermark
+            dx, dy = image.width // 20, image.height // 20
+            image.crop((dx, dy, image.width - dx, image.height - dy)).save(buffer, format="PNG")
         return buffer.getvalue()
 
     with tempfile.TemporaryDirectory() as tmp, Store(f"sqlite:///{tmp}/registry.db") as store:
@@ -435,6 +438,7 @@ def _provenance_section() -> list[dict[str, Any]]:
             ("metadata stripped, JPEG q80", copy(signed, "jpeg")),
             ("resized to 50 %", copy(signed, "half")),
             ("rotated 90°", copy(signed, "rotate")),
+            ("cropped 10 % (needs rivaGan)", copy(signed, "crop")),
             ("an unrelated photo", unrelated),
         ]
         rows: list[dict[str, Any]] = []
