@@ -69,3 +69,22 @@ def test_small_images_and_bad_settings_are_refused() -> None:
         Watermarker("lsb")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="max_bit_errors"):
         Watermarker(max_bit_errors=40)
+
+
+def test_the_fast_dwtdctsvd_reader_votes_exactly_as_the_package_does() -> None:
+    """safestack reads dwtDctSvd marks with one batched SVD; the package's decoder is the oracle."""
+    import imwatermark
+
+    from safestack.provenance._watermark import _read_dwt_dct_svd
+
+    marker = Watermarker("dwtDctSvd")
+    decoder = imwatermark.WatermarkDecoder("bits", 64)
+    cases = []
+    for name in ("astronaut", "chelsea", "coffee"):  # square, and odd sizes (451×300, 600×400)
+        original = photo(name)
+        marked = marker.embed(original, marker.new_payload())
+        cases += [original, marked, _jpeg(marked, 75), _jpeg(marked, 50), marked[3:-5, 7:-2]]
+    for pixels in cases:
+        fast = _read_dwt_dct_svd(pixels, 64)
+        reference = decoder.decode(np.ascontiguousarray(pixels[:, :, ::-1]), "dwtDctSvd")
+        assert np.array_equal(fast, np.asarray(reference, dtype=bool))
