@@ -4,7 +4,7 @@ Metadata is the first thing a re-upload loses; a watermark in the pixels is not.
 the ``invisible-watermark`` package (the one Stable Diffusion's reference scripts use):
 
 * ``dwtDctSvd`` (default): no model, ~0.25 s to embed in 512×512; a 64-bit payload survives
-  re-encoding (read in 96 % of images after JPEG quality 75, 52 % at 50) but not resizing,
+  re-encoding (read in ~95 % of images after JPEG quality 75, ~50 % at 50) but not resizing,
   cropping or rotation, which move its block grid. PDQ covers resizing and rotation.
 * ``rivaGan``: a small bundled ONNX network with a fixed 32-bit payload; survives crops and a
   screenshot frame, at ~1.5 s to embed and ~1.8 s to read per image on two cores, and does not
@@ -44,8 +44,8 @@ WATERMARK_METHODS: tuple[str, ...] = get_args(WatermarkMethod)
 #: limit): such images are registered without a watermark.
 MIN_WATERMARK_PIXELS = 256 * 256
 _BITS: dict[str, int] = {"dwtDctSvd": 64, "rivaGan": 32}
-#: Default tolerance. At JPEG quality 75 the measured flips average 1.9 of 64 (2 of 50 images
-#: exceeded 8) and 0.7 of 32 (BENCHMARKS.md); PDQ still finds what exceeds it.
+#: Default tolerance. At JPEG quality 75 the measured flips average about 2 of 64 (2–3 of 50
+#: images exceeded 8) and under 1 of 32 (BENCHMARKS.md); PDQ still finds what exceeds it.
 _MAX_BIT_ERRORS: dict[str, int] = {"dwtDctSvd": 8, "rivaGan": 3}
 _INSTALL_HINT = (
     "the invisible watermark needs the 'invisible-watermark' package, installed without its "
