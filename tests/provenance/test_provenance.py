@@ -181,6 +181,7 @@ def test_the_pdq_index_is_rebuilt_as_the_registry_grows(
                 manifest_embedded=False,
             )
         )
+
     def all_found() -> bool:
         for number, value in enumerate(values):
             flipped = f"{int(value, 16) ^ 0b101:064x}"
