@@ -213,3 +213,19 @@ def _jittered(data: bytes) -> bytes:
     image = ImageEnhance.Brightness(image).enhance(1.12)
     image = ImageEnhance.Contrast(image).enhance(0.9)
     return encode(ImageEnhance.Color(image).enhance(1.1), "JPEG", quality=90)
+
+
+def test_lookup_refuses_non_images_and_animations_nobody_should_decode(
+    provenance: Provenance,
+) -> None:
+    from safestack.errors import ImageError
+
+    with pytest.raises(ImageError) as not_an_image:
+        provenance.lookup(b"GIF? no, plain text")
+    assert not_an_image.value.code == "image_unsupported"
+    frames = [Image.new("RGB", (4, 4), (i, 0, 0)) for i in range(65)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError) as endless:
+        provenance.lookup(buffer.getvalue())
+    assert endless.value.code == "image_too_many_frames"

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from safestack.errors import (
-    ImageError,
     ImageTooLargeError,
     ProvenanceError,
     StoreError,
@@ -35,8 +34,7 @@ from safestack.gateway._auth import Caller, GatewayDep, HTTPProblem
 from safestack.gateway._images import read_upload_form
 from safestack.gateway._state import Gateway
 from safestack.http_endpoint import describe_validation_error
-from safestack.media import ImageLimits, decode_image
-from safestack.provenance import MEDIA_TYPES, LookupResult, ManifestReport, Provenance
+from safestack.provenance import LookupResult, ManifestReport, Provenance
 
 __all__ = ["ProvenanceQuery", "router"]
 
@@ -124,7 +122,6 @@ async def lookup(gateway: GatewayDep, account: Caller, request: Request) -> Look
     image, manifest = await _read_query(request, max_bytes)
 
     def run() -> LookupResult:
-        _refuse_non_images(image, max_bytes)
         return provenance.lookup(image, sidecar=manifest)
 
     result = await _registry_call(run, gateway, request)
@@ -150,7 +147,6 @@ async def verify(gateway: GatewayDep, account: Caller, request: Request) -> Mani
     image, manifest = await _read_query(request, max_bytes)
 
     def run() -> ManifestReport:
-        _refuse_non_images(image, max_bytes)
         return provenance.verify(image, sidecar=manifest)
 
     return await _registry_call(run, gateway, request)
@@ -217,21 +213,6 @@ async def _registry_call(
             type="service_unavailable",
             code="provenance_unavailable",
         ) from None
-
-
-def _refuse_non_images(data: bytes, max_bytes: int) -> None:
-    """Raise :class:`ImageError` (a 400 with its code) for anything that is not an image at all.
-
-    A damaged image of a known format is let through: its bytes and its manifest can still be
-    ours when its pixels cannot be decoded, and the answer says which signals could be checked.
-    What the decoder refuses before decoding (unknown formats, decompression bombs, endless
-    animations) is refused here too.
-    """
-    try:
-        decode_image(data, ImageLimits(max_bytes=max_bytes, formats=frozenset(MEDIA_TYPES)))
-    except ImageError as exc:
-        if exc.code != "image_unreadable":
-            raise
 
 
 async def _read_query(request: Request, max_upload_bytes: int) -> tuple[bytes, bytes | None]:

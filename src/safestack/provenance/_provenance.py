@@ -247,7 +247,19 @@ class Provenance:
         )
 
     def lookup(self, data: bytes, *, sidecar: bytes | None = None) -> LookupResult:
-        """Did we make this image? Every signal is checked; the strongest match answers."""
+        """Did we make this image? Every signal is checked; the strongest match answers.
+
+        Raises :class:`~safestack.errors.ImageError` for what is no image at all, and for what
+        the decoder refuses before decoding (decompression bombs, endless animations). A
+        damaged image of a known format is answered from its bytes and its manifest.
+        """
+        try:
+            frame: Image.Image | None = decode_image(data, _LIMITS).frames[0]
+            undecodable = ""
+        except ImageError as exc:
+            if exc.code != "image_unreadable":
+                raise
+            frame, undecodable = None, str(exc)
         self.registry.refresh()
         evidence: list[LookupEvidence] = []
         records: dict[str, ProvenanceRecord] = {}
@@ -272,21 +284,19 @@ class Provenance:
         manifest = self.verify(data, sidecar=sidecar)
         evidence.append(self._manifest_evidence(manifest, records))
 
-        try:
-            pixels = np.asarray(decode_image(data, _LIMITS).frames[0])
-        except ImageError as exc:
+        if frame is None:
             # A damaged file can still carry our bytes' hash or our manifest: report those.
             for signal in ("watermark", "pdq"):
                 evidence.append(
                     LookupEvidence(
                         signal=signal,
                         matched=False,
-                        detail=f"the pixels cannot be decoded: {exc}",
+                        detail=f"the pixels cannot be decoded: {undecodable}",
                     )
                 )
         else:
-            evidence.extend(self._watermark_evidence(pixels, records))
-            evidence.append(self._pdq_evidence(pixels, records))
+            evidence.extend(self._watermark_evidence(np.asarray(frame), records))
+            evidence.append(self._pdq_evidence(frame, records))
 
         matched = [e for e in evidence if e.matched]
         best = max(matched, key=lambda e: e.confidence, default=None)
@@ -390,9 +400,9 @@ class Provenance:
         return self._readers[method]
 
     def _pdq_evidence(
-        self, pixels: np.ndarray, records: dict[str, ProvenanceRecord]
+        self, frame: Image.Image, records: dict[str, ProvenanceRecord]
     ) -> LookupEvidence:
-        hashes, quality = pdq_dihedral_of(Image.fromarray(np.ascontiguousarray(pixels)))
+        hashes, quality = pdq_dihedral_of(frame)
         if quality < PDQ_MIN_QUALITY:
             return LookupEvidence(
                 signal="pdq",
