@@ -172,21 +172,21 @@ class Provenance:
         media_type = MEDIA_TYPES[decoded.format]
         record_id = f"img_{uuid.uuid4().hex}"
         marked, method, payload = self._watermark(decoded)
+        # Signing adds metadata and leaves the pixels alone: these are the released pixels.
         parent_type = None
         if parent is not None:
             parent_type = sniff_media_type(parent)
             if parent_type is None:
                 raise ProvenanceError("the uploaded image of an edit is in an unknown format")
         signed = self.signer.sign(
-            marked,
+            marked.data,
             media_type,
             record_id=record_id,
             model=model,
             parent=parent,
             parent_type=parent_type,
         )
-        final = decode_image(signed.data, _LIMITS)
-        pdq, quality = pdq_of(final.frames[0])
+        pdq, quality = pdq_of(marked.frames[0])
         record = NewProvenanceRecord(
             id=record_id,
             account_id=account_id,
@@ -196,8 +196,8 @@ class Provenance:
             prompt_sha256=None if prompt is None else _sha256(prompt.encode("utf-8")),
             prompt=prompt if self.store_prompts else None,
             media_type=media_type,
-            width=final.size[0],
-            height=final.size[1],
+            width=marked.size[0],
+            height=marked.size[1],
             sha256=_sha256(signed.data),
             pdq=pdq,
             pdq_quality=quality,
@@ -212,28 +212,28 @@ class Provenance:
         stored = self.registry.register(record)
         return StampedImage(signed.data, stored, None if signed.embedded else signed.manifest)
 
-    def _watermark(self, decoded: DecodedImage) -> tuple[bytes, str | None, int | None]:
-        """The re-encoded watermarked bytes, method and payload; the input if none fits."""
+    def _watermark(self, decoded: DecodedImage) -> tuple[DecodedImage, str | None, int | None]:
+        """The watermarked image (decoded), method and payload; the input if none fits."""
         marker = self.watermarker
         if marker is None or decoded.animated or decoded.format == "GIF":
-            return decoded.data, None, None  # GIF's palette would quantise the mark away
+            return decoded, None, None  # GIF's palette would quantise the mark away
         with Image.open(io.BytesIO(decoded.data)) as opened:
             original = ImageOps.exif_transpose(opened)
         if not marker.fits(*original.size):
-            return decoded.data, None, None
+            return decoded, None, None
         alpha = original.getchannel("A") if "A" in original.getbands() else None
         payload = marker.new_payload()
         pixels = marker.embed(np.asarray(original.convert("RGB")), payload)
         result = Image.fromarray(pixels)
         if alpha is not None:
             result.putalpha(alpha)
-        encoded = _encode(result, decoded.format)
-        read_back = marker.extract(np.asarray(decode_image(encoded, _LIMITS).frames[0]))
+        marked = decode_image(_encode(result, decoded.format), _LIMITS)
+        read_back = marker.extract(np.asarray(marked.frames[0]))
         if read_back is None or (read_back ^ payload).bit_count() > marker.max_bit_errors:
             # The mark did not take (near-flat images carry too little texture): register the
             # image by its other signals rather than claim a watermark that is not there.
-            return decoded.data, None, None
-        return encoded, marker.method, payload
+            return decoded, None, None
+        return marked, marker.method, payload
 
     # -- reading ----------------------------------------------------------------------------------
 
