@@ -22,12 +22,20 @@ __all__ = [
     "ApiKeyInfo",
     "AuditEntry",
     "BankEntry",
+    "Campaign",
+    "ConsoleSession",
+    "Conversation",
     "DecisionRecord",
     "DeliveryStatus",
+    "Exchange",
+    "ExchangeLabel",
+    "ExchangeOutcome",
     "HashBank",
     "HashImport",
     "HashMatchRecord",
+    "NewCampaign",
     "NewDecision",
+    "NewExchange",
     "NewHashEntry",
     "NewProvenanceRecord",
     "OptOut",
@@ -35,13 +43,23 @@ __all__ = [
     "ProvenanceIndexEntry",
     "ProvenanceRecord",
     "Report",
+    "Resolution",
+    "ReviewItem",
+    "ReviewKind",
+    "Role",
     "StrikePolicy",
+    "Traffic",
     "parse_audience",
 ]
 
 AccountStatus = Literal["active", "banned"]
 DeliveryStatus = Literal["not_configured", "pending", "delivered", "failed"]
 OptOutKind = Literal["public_figure", "artist"]
+#: Console roles. ``admin``: everything; ``reviewer``: the review queue and the evidence;
+#: ``red_teamer``: the campaigns they were invited to, and nothing else.
+Role = Literal["admin", "reviewer", "red_teamer"]
+#: ``red_team`` traffic (a red teamer's) never counts as real-world data, nor towards strikes.
+Traffic = Literal["real_world", "red_team"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -59,6 +77,7 @@ class Account(BaseModel):
     ban_reason: str | None
     banned_at: datetime | None
     created_at: datetime
+    role: Role | None = None
 
 
 class ApiKeyInfo(BaseModel):
@@ -90,6 +109,7 @@ class NewDecision(BaseModel):
     clause: str | None
     audience: str
     latency_ms: float | None
+    traffic: Traffic = "real_world"
 
 
 class DecisionRecord(NewDecision):
@@ -326,3 +346,142 @@ def parse_audience(value: Audience | str) -> Audience:
             f"allowed audiences: {_ALLOWED_AUDIENCES}"
         )
     raise InputError(f"unknown audience {value!r}; allowed: {_ALLOWED_AUDIENCES}")
+
+
+class ConsoleSession(BaseModel):
+    """A signed-in console user, as the console sees it: never the session token."""
+
+    model_config = _FROZEN
+
+    id: str
+    account_id: str | None = Field(description="None for a session opened with the admin key.")
+    actor: str = Field(description="Who actions are recorded as in the audit log.")
+    role: Role
+    csrf_token: str = Field(repr=False)
+    created_at: datetime
+    expires_at: datetime
+
+
+class NewCampaign(BaseModel):
+    """What an operator sets up: the served model under test, priorities and instructions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=256, description="A model name the gateway serves.")
+    categories: list[str] = Field(
+        default_factory=list, max_length=50, description="Priority policy categories."
+    )
+    instructions: str = Field(default="", max_length=20_000)
+    show_internals: bool = Field(
+        default=False,
+        description="Whether red teamers see the stack's decision trace (layers, scores).",
+    )
+
+
+class Campaign(NewCampaign):
+    """A red-teaming campaign and who is invited to it."""
+
+    id: str
+    status: Literal["open", "closed"]
+    created_by: str
+    created_at: datetime
+    closed_at: datetime | None = None
+    members: list[str] = Field(default_factory=list, description="Invited account ids.")
+
+
+ExchangeOutcome = Literal["jailbreak", "refused_correctly", "over_refusal", "answered_correctly"]
+
+
+class ExchangeLabel(BaseModel):
+    """A red teamer's verdict on one exchange: what was attempted and how the stack did.
+
+    ``jailbreak`` (the output violated policy) and ``refused_correctly`` are attacks, so they name
+    the ``category`` attempted; ``over_refusal`` and ``answered_correctly`` are allowed requests.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    outcome: ExchangeOutcome
+    category: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=5_000)
+
+    @property
+    def is_attack(self) -> bool:
+        return self.outcome in ("jailbreak", "refused_correctly")
+
+
+class NewExchange(BaseModel):
+    """One turn as the console recorded it: prompt, what the stack said, and its decision."""
+
+    model_config = _FROZEN
+
+    modality: Literal["text", "image"] = "text"
+    prompt: str
+    response: str
+    request_id: str = Field(max_length=128)
+    status: str
+    blocked: bool
+    layer: str | None
+    decision: dict[str, Any]
+    image: bytes | None = Field(default=None, repr=False)
+    image_media_type: str | None = None
+    upload: bytes | None = Field(default=None, repr=False)
+    upload_media_type: str | None = None
+
+
+class Exchange(NewExchange):
+    """A recorded turn and its label (``None`` until the red teamer labels it)."""
+
+    id: int
+    conversation_id: str
+    turn: int
+    created_at: datetime
+    label: ExchangeLabel | None = None
+    labelled_at: datetime | None = None
+    labelled_by: str | None = None
+
+
+class Conversation(BaseModel):
+    """A red teamer's conversation within a campaign, with its turns in order."""
+
+    model_config = _FROZEN
+
+    id: str
+    campaign_id: str
+    account_id: str
+    created_at: datetime
+    exchanges: list[Exchange] = Field(default_factory=list)
+
+
+ReviewKind = Literal["decision", "hash_match", "suspension", "appeal", "opt_out_request"]
+#: ``confirmed`` / ``overturned`` for decisions, matches, suspensions and appeals (an appeal
+#: overturned is granted); ``approved`` / ``rejected`` for opt-out requests.
+Resolution = Literal["confirmed", "overturned", "approved", "rejected"]
+
+
+class ReviewItem(BaseModel):
+    """An item in the trust-and-safety review queue.
+
+    ``reasons`` say why it is there (``under_18_block``, ``monitor_disagreement``,
+    ``near_threshold``, ``strikes``, ``known_bad_media``, …); ``details`` hold what the reviewer
+    needs to decide (for a decision: the conversation excerpt, the answer, the decision).
+    ``label`` is the ground truth a resolved decision yields for evaluations.
+    """
+
+    model_config = _FROZEN
+
+    id: str
+    kind: ReviewKind
+    status: Literal["open", "resolved"]
+    reasons: list[str]
+    account_id: str | None
+    request_id: str | None
+    report_id: str | None
+    details: dict[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: Resolution | None = None
+    resolution_note: str | None = None
+    label: dict[str, Any] | None = None

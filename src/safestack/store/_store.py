@@ -14,16 +14,13 @@ string that looks like an API key is masked before it is written.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import os
-import re
 import secrets
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast, get_args
 
@@ -43,6 +40,7 @@ from safestack.errors import (
 )
 from safestack.policy import Audience
 from safestack.store import _migrate
+from safestack.store._campaigns import Campaigns
 from safestack.store._engine import (
     WRITE_OPTION,
     create_store_engine,
@@ -70,9 +68,13 @@ from safestack.store._records import (
     ProvenanceIndexEntry,
     ProvenanceRecord,
     Report,
+    Role,
     StrikePolicy,
+    Traffic,
     parse_audience,
 )
+from safestack.store._review import ReviewQueue
+from safestack.store._sessions import ConsoleSessions
 from safestack.store._tables import (
     AccountRow,
     ApiKeyRow,
@@ -84,72 +86,30 @@ from safestack.store._tables import (
     ProvenanceRow,
     ReportRow,
 )
+from safestack.store._values import (
+    KEY_PREFIX,
+    hash_secret,
+    json_object,
+    new_id,
+    page,
+    required,
+    utc_now,
+)
 
 __all__ = ["KEY_PREFIX", "Store"]
 
-#: Every API key starts with this, so that secret scanners and people recognise a leaked one.
-KEY_PREFIX = "sk-ss-"
 _KEY_DISPLAY_CHARS = 4  # of the random part, shown in listings: "sk-ss-AbCd"
-# An API key inside free text (an audit note, a report): masked before it is stored.
-_KEY_IN_TEXT = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{8,}")
 _MAX_KEY_LENGTH = 256
-_MAX_LIMIT = 1000
 _EVIDENCE_LIMIT = 100  # decisions quoted in a strike ban's evidence; the count is always exact
 _STRIKE_LAYERS = ("input", "output")
 _SEVERITY_ORDER = ("low", "medium", "high", "critical")
 _OPT_OUT_KINDS: tuple[str, ...] = get_args(OptOutKind)
+_ROLES: tuple[str, ...] = get_args(Role)
 _DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 _MAX_ERROR_CHARS = 500  # of a delivery error kept on the report
 #: The kind of report a known-bad media match files, and the ban code it bans with.
 HASH_MATCH_REPORT = "hash_match"
 KNOWN_BAD_MEDIA_BAN = "known_bad_media"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id(kind: str) -> str:
-    return f"{kind}_{uuid.uuid4().hex}"
-
-
-def _hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def _required(value: str, what: str, *, max_length: int | None = None) -> str:
-    """``value`` stripped; an InputError if it is empty or longer than its column allows."""
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{what} must be a non-empty string, got {value!r}")
-    value = value.strip()
-    if "\x00" in value:  # PostgreSQL cannot store it; refuse it on SQLite too
-        raise InputError(f"{what} must not contain NUL characters (U+0000)")
-    if max_length is not None and len(value) > max_length:
-        raise InputError(f"{what} {value[:40]!r}… is {len(value)} characters; at most {max_length}")
-    return value
-
-
-def _json_object(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    """``value`` as it will read back from the database: JSON types only, API keys masked."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{what} must be a JSON object (a dict), got {type(value).__name__}")
-    try:
-        encoded = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"{what} must be JSON-serialisable: {error}") from error
-    # Key characters need no JSON escaping, so masking the encoded text is exact.
-    masked = _KEY_IN_TEXT.sub(KEY_PREFIX + "***", encoded)
-    return cast(dict[str, Any], json.loads(masked))
-
-
-def _limit(limit: int, offset: int = 0) -> tuple[int, int]:
-    if not 1 <= limit <= _MAX_LIMIT:
-        raise InputError(f"limit must be between 1 and {_MAX_LIMIT}, got {limit!r}")
-    if offset < 0:
-        raise InputError(f"offset must be 0 or more, got {offset!r}")
-    return limit, offset
 
 
 def _duration(seconds: float) -> str:
@@ -185,6 +145,7 @@ def _account(row: AccountRow) -> Account:
         ban_reason=row.ban_reason,
         banned_at=row.banned_at,
         created_at=row.created_at,
+        role=cast(Role | None, row.role),
     )
 
 
@@ -214,6 +175,7 @@ def _decision(row: DecisionRow) -> DecisionRecord:
         clause=row.clause,
         audience=row.audience,
         latency_ms=row.latency_ms,
+        traffic=cast(Traffic, row.traffic),
     )
 
 
@@ -255,7 +217,7 @@ def _opt_out_aliases(aliases: list[str] | tuple[str, ...], name: str) -> list[st
     seen = {" ".join(name.split()).casefold()}
     clean: list[str] = []
     for alias in aliases:
-        alias = _required(alias, "opt-out alias", max_length=300)
+        alias = required(alias, "opt-out alias", max_length=300)
         key = " ".join(alias.split()).casefold()
         if key not in seen:
             seen.add(key)
@@ -374,6 +336,21 @@ class Store:
         )
         self._engines: tuple[Engine, Engine] | None = None  # (for reads, for writes)
 
+    @functools.cached_property
+    def review(self) -> ReviewQueue:
+        """The trust-and-safety review queue (see :class:`ReviewQueue`)."""
+        return ReviewQueue(self)
+
+    @functools.cached_property
+    def campaigns(self) -> Campaigns:
+        """Manual red-teaming campaigns, their conversations and labels (see :class:`Campaigns`)."""
+        return Campaigns(self)
+
+    @functools.cached_property
+    def sessions(self) -> ConsoleSessions:
+        """Web console sign-ins (see :class:`ConsoleSessions`)."""
+        return ConsoleSessions(self)
+
     @property
     def url(self) -> str:
         """The database URL with any password replaced by ``***`` (safe to log)."""
@@ -482,11 +459,11 @@ class Store:
         details: dict[str, Any] | None = None,
     ) -> AuditRow:
         row = AuditRow(
-            at=_now(),
-            actor=_required(actor, "actor"),
-            action=_required(action, "action", max_length=64),
+            at=utc_now(),
+            actor=required(actor, "actor"),
+            action=required(action, "action", max_length=64),
             target=target,
-            details=_json_object(details, "audit details"),
+            details=json_object(details, "audit details"),
         )
         session.add(row)
         session.flush()  # assigns the id
@@ -501,15 +478,15 @@ class Store:
         :class:`~safestack.errors.InputError` that says so.
         """
         parsed = parse_audience(audience)
-        _required(actor, "actor")
+        required(actor, "actor")
         if name is not None:
-            name = _required(name, "account name", max_length=200)
+            name = required(name, "account name", max_length=200)
         row = AccountRow(
-            id=_new_id("acct"),
+            id=new_id("acct"),
             name=name,
             audience=parsed.value,
             status="active",
-            created_at=_now(),
+            created_at=utc_now(),
         )
         with self._transaction(write=True) as session:
             session.add(row)
@@ -533,14 +510,14 @@ class Store:
         random key cannot be guessed however fast the hash, and an unsalted deterministic hash is
         what lets :meth:`authenticate` find the key with one indexed lookup on every request.
         """
-        _required(actor, "actor")
+        required(actor, "actor")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKeyRow(
-            id=_new_id("key"),
+            id=new_id("key"),
             account_id=account_id,
-            key_hash=_hash_key(key),
+            key_hash=hash_secret(key),
             prefix=key[: len(KEY_PREFIX) + _KEY_DISPLAY_CHARS],
-            created_at=_now(),
+            created_at=utc_now(),
         )
         with self._transaction(write=True) as session:
             self._get_account(session, account_id)
@@ -569,7 +546,7 @@ class Store:
         query = (
             select(AccountRow)
             .join(ApiKeyRow, ApiKeyRow.account_id == AccountRow.id)
-            .where(ApiKeyRow.key_hash == _hash_key(key), ApiKeyRow.revoked_at.is_(None))
+            .where(ApiKeyRow.key_hash == hash_secret(key), ApiKeyRow.revoked_at.is_(None))
         )
         with self._transaction(write=False) as session:
             row = session.scalars(query).one_or_none()
@@ -577,7 +554,7 @@ class Store:
 
     def revoke_key(self, key_id: str, *, actor: str) -> ApiKeyInfo:
         """Revoke a key: it stops authenticating at once, on every replica. Idempotent."""
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             query = select(ApiKeyRow).where(ApiKeyRow.id == key_id).with_for_update()
             row = session.scalars(query).one_or_none()
@@ -585,7 +562,7 @@ class Store:
                 raise RecordNotFoundError(f"no API key with id {key_id!r}")
             already = row.revoked_at is not None
             if not already:
-                row.revoked_at = _now()
+                row.revoked_at = utc_now()
             self._write_audit(
                 session,
                 actor=actor,
@@ -614,7 +591,7 @@ class Store:
 
     def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[Account]:
         """A page of accounts, oldest first."""
-        limit, offset = _limit(limit, offset)
+        limit, offset = page(limit, offset)
         query = (
             select(AccountRow)
             .order_by(AccountRow.created_at, AccountRow.id)
@@ -627,7 +604,7 @@ class Store:
     def set_audience(self, account_id: str, audience: Audience | str, *, actor: str) -> Account:
         """Change an account's audience (under-13 is refused as in :meth:`create_account`)."""
         parsed = parse_audience(audience)
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             row = self._get_account(session, account_id, lock=True)
             previous = row.audience
@@ -655,10 +632,10 @@ class Store:
         ``code`` is machine-readable (``admin_ban``, ``strikes``, …), ``reason`` is for people;
         ``evidence`` goes into the audit entry. Banning a banned account replaces the reason.
         """
-        reason = _required(reason, "ban reason")
-        code = _required(code, "ban code", max_length=64)
-        _required(actor, "actor")
-        details = _json_object(evidence, "ban evidence")
+        reason = required(reason, "ban reason")
+        code = required(code, "ban code", max_length=64)
+        required(actor, "actor")
+        details = json_object(evidence, "ban evidence")
         with self._transaction(write=True) as session:
             row = self._get_account(session, account_id, lock=True)
             self._ban(session, row, reason=reason, code=code, actor=actor, evidence=details)
@@ -678,7 +655,7 @@ class Store:
         row.status = "banned"
         row.ban_code = code
         row.ban_reason = reason
-        row.banned_at = _now()
+        row.banned_at = utc_now()
         self._write_audit(
             session,
             actor=actor,
@@ -689,16 +666,51 @@ class Store:
 
     def unban(self, account_id: str, *, actor: str) -> Account:
         """Lift a ban. Strikes recorded before this moment no longer count towards a new one."""
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             row = self._get_account(session, account_id, lock=True)
-            previous = {"status": row.status, "code": row.ban_code, "reason": row.ban_reason}
-            if row.status == "banned":
-                row.status = "active"
-                row.ban_code = row.ban_reason = row.banned_at = None
-                row.unbanned_at = _now()
+            self._unban(session, row, actor=actor)
+            return _account(row)
+
+    def _unban(
+        self,
+        session: Session,
+        row: AccountRow,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        previous = {"status": row.status, "code": row.ban_code, "reason": row.ban_reason}
+        if row.status == "banned":
+            row.status = "active"
+            row.ban_code = row.ban_reason = row.banned_at = None
+            row.unbanned_at = utc_now()
+        self._write_audit(
+            session,
+            actor=actor,
+            action="account.unban",
+            target=row.id,
+            details={**previous, **(details or {})},
+        )
+
+    def set_role(self, account_id: str, role: Role | str | None, *, actor: str) -> Account:
+        """Give an account a console role (``admin``, ``reviewer``, ``red_teamer``) or take it.
+
+        A change takes effect at the account's next console request: its open sessions carry the
+        role they were opened with and are honoured only while the account still has it.
+        """
+        if role is not None and role not in _ROLES:
+            raise InputError(f"unknown role {role!r}; allowed: {', '.join(_ROLES)}")
+        required(actor, "actor")
+        with self._transaction(write=True) as session:
+            row = self._get_account(session, account_id, lock=True)
+            previous, row.role = row.role, role
             self._write_audit(
-                session, actor=actor, action="account.unban", target=account_id, details=previous
+                session,
+                actor=actor,
+                action="account.role",
+                target=account_id,
+                details={"role": role, "previous": previous},
             )
             return _account(row)
 
@@ -719,7 +731,8 @@ class Store:
             clause=decision.clause,
             audience=decision.audience,
             latency_ms=decision.latency_ms,
-            created_at=_now(),
+            created_at=utc_now(),
+            traffic=decision.traffic,
         )
         with self._transaction(write=True) as session:
             session.add(row)
@@ -747,7 +760,7 @@ class Store:
         """
         if not policy.enabled:
             return None
-        now = _now()
+        now = utc_now()
         with self._transaction(write=True) as session:
             row = self._get_account(session, account_id, lock=True)
             if row.status != "active":
@@ -758,6 +771,7 @@ class Store:
                 DecisionRow.layer.in_(_STRIKE_LAYERS),
                 DecisionRow.severity.in_(sorted(policy.severities)),
                 DecisionRow.created_at >= now - timedelta(seconds=policy.window_s),
+                DecisionRow.traffic == "real_world",
             ]
             if row.unbanned_at is not None:
                 conditions.append(DecisionRow.created_at > row.unbanned_at)
@@ -785,13 +799,20 @@ class Store:
             self._ban(
                 session, row, reason=reason, code="strikes", actor="system", evidence=evidence
             )
+            self.review._add(
+                session,
+                kind="suspension",
+                reasons=["strikes"],
+                account_id=row.id,
+                details={"reason": reason, **evidence},
+            )
             return _account(row)
 
     def list_decisions(
         self, *, account_id: str | None = None, blocked_only: bool = False, limit: int = 100
     ) -> list[DecisionRecord]:
         """The most recent decisions, newest first."""
-        limit, _ = _limit(limit)
+        limit, _ = page(limit)
         query = select(DecisionRow).order_by(DecisionRow.id.desc()).limit(limit)
         if account_id is not None:
             query = query.where(DecisionRow.account_id == account_id)
@@ -816,8 +837,8 @@ class Store:
         ``deliver`` queues it for the configured report receiver (``delivery_status`` pending,
         due now); otherwise it is ``not_configured`` and stays in the store for review.
         """
-        kind = _required(kind, "report kind", max_length=64)
-        details = _json_object(details, "report details")
+        kind = required(kind, "report kind", max_length=64)
+        details = json_object(details, "report details")
         with self._transaction(write=True) as session:
             if account_id is not None:
                 self._get_account(session, account_id)
@@ -842,9 +863,9 @@ class Store:
         actor: str,
     ) -> ReportRow:
         """A new report row and its ``report.create`` audit entry, in ``session``."""
-        now = _now()
+        now = utc_now()
         row = ReportRow(
-            id=_new_id("rep"),
+            id=new_id("rep"),
             kind=kind,
             account_id=account_id,
             details=details,
@@ -867,7 +888,7 @@ class Store:
         self, *, limit: int = 100, delivery_status: DeliveryStatus | None = None
     ) -> list[Report]:
         """The most recent reports (in one delivery status, if given), newest first."""
-        limit, _ = _limit(limit)
+        limit, _ = page(limit)
         query = select(ReportRow).order_by(ReportRow.created_at.desc(), ReportRow.id).limit(limit)
         if delivery_status is not None:
             if delivery_status not in _DELIVERY_STATUSES:
@@ -917,12 +938,12 @@ class Store:
         The account row is locked first, so two replicas recording the same retried upload at
         once file one report: the second sees the first.
         """
-        dedupe_key = _required(dedupe_key, "dedupe key", max_length=200)
-        ban_reason = _required(ban_reason, "ban reason")
-        _required(actor, "actor")
+        dedupe_key = required(dedupe_key, "dedupe key", max_length=200)
+        ban_reason = required(ban_reason, "ban reason")
+        required(actor, "actor")
         if dedupe_window_s < 0:
             raise InputError(f"dedupe_window_s must be 0 or more, got {dedupe_window_s!r}")
-        body = _json_object({**details, "dedupe_key": dedupe_key}, "hash match details")
+        body = json_object({**details, "dedupe_key": dedupe_key}, "hash match details")
         with self._transaction(write=True) as session:
             account = (
                 None if account_id is None else self._get_account(session, account_id, lock=True)
@@ -941,7 +962,7 @@ class Store:
                         deliver=deliver,
                         actor=actor,
                     )
-            banned = False
+            banned = newly_banned = False
             if ban and account is not None:
                 if account.status != "banned" or account.ban_code != KNOWN_BAD_MEDIA_BAN:
                     evidence = {
@@ -957,7 +978,19 @@ class Store:
                         actor=actor,
                         evidence=evidence,
                     )
+                    newly_banned = True
                 banned = True
+            # A person confirms (or overturns) every new match: the report filed, the ban made.
+            if (row is not None and not duplicate) or newly_banned:
+                self.review._add(
+                    session,
+                    kind="hash_match",
+                    reasons=["known_bad_media"] + (["banned"] if newly_banned else []),
+                    account_id=account_id,
+                    request_id=body.get("request_id"),
+                    report_id=None if row is None else row.id,
+                    details=body,
+                )
             entry = self._write_audit(
                 session,
                 actor=actor,
@@ -987,7 +1020,7 @@ class Store:
     ) -> ReportRow | None:
         conditions: list[ColumnElement[bool]] = [
             ReportRow.kind == HASH_MATCH_REPORT,
-            ReportRow.created_at >= _now() - timedelta(seconds=window_s),
+            ReportRow.created_at >= utc_now() - timedelta(seconds=window_s),
             ReportRow.details["dedupe_key"].as_string() == dedupe_key,
             ReportRow.account_id.is_(None)
             if account_id is None
@@ -1066,7 +1099,7 @@ class Store:
         Only a pending report changes: one delivered meanwhile (by a deliverer whose lease
         overlapped) stays delivered.
         """
-        error = _required(error, "delivery error")[:_MAX_ERROR_CHARS]
+        error = required(error, "delivery error")[:_MAX_ERROR_CHARS]
         with self._transaction(write=True) as session:
             row = self._report_row(session, report_id)
             if row.delivery_status == "pending":
@@ -1084,14 +1117,14 @@ class Store:
         lasted), one filed before a receiver was configured, or one to send again. A report
         already pending is left as it is.
         """
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             row = self._report_row(session, report_id)
             previous = row.delivery_status
             if previous != "pending":
                 row.delivery_status = "pending"
                 row.delivery_attempts = 0
-                row.next_attempt_at = _now()
+                row.next_attempt_at = utc_now()
                 row.last_error = None
             self._write_audit(
                 session,
@@ -1138,36 +1171,50 @@ class Store:
         :class:`~safestack.errors.RecordConflictError`. Aliases (other names the prompt rules
         match too) are stripped and de-duplicated; see :func:`_opt_out_aliases`.
         """
-        name = _required(name, "opt-out name")
+        with self._transaction(write=True) as session:
+            return self._add_opt_out(
+                session, name=name, kind=kind, note=note, aliases=aliases, actor=actor
+            )
+
+    def _add_opt_out(
+        self,
+        session: Session,
+        *,
+        name: str,
+        kind: str,
+        note: str | None,
+        aliases: list[str] | tuple[str, ...],
+        actor: str,
+    ) -> OptOut:
+        name = required(name, "opt-out name")
         if kind not in _OPT_OUT_KINDS:
             raise InputError(f"unknown opt-out kind {kind!r}; allowed: {', '.join(_OPT_OUT_KINDS)}")
-        _required(actor, "actor")
+        required(actor, "actor")
         clean_aliases = _opt_out_aliases(aliases, name)
         row = OptOutRow(
-            id=_new_id("opt"),
+            id=new_id("opt"),
             name=name,
             name_key=" ".join(name.split()).casefold(),
             kind=kind,
             note=note,
-            created_at=_now(),
+            created_at=utc_now(),
             aliases=clean_aliases,
         )
-        with self._transaction(write=True) as session:
-            _insert_unique(session, row, f"{kind} {name!r} has already opted out")
-            self._write_audit(
-                session,
-                actor=actor,
-                action="opt_out.add",
-                target=row.id,
-                details={"name": name, "kind": kind, "aliases": clean_aliases},
-            )
-            return _opt_out(row)
+        _insert_unique(session, row, f"{kind} {name!r} has already opted out")
+        self._write_audit(
+            session,
+            actor=actor,
+            action="opt_out.add",
+            target=row.id,
+            details={"name": name, "kind": kind, "aliases": clean_aliases},
+        )
+        return _opt_out(row)
 
     def set_opt_out_aliases(
         self, opt_out_id: str, aliases: list[str] | tuple[str, ...], *, actor: str
     ) -> OptOut:
         """Replace an opt-out's aliases (audit-logged with the old and the new list)."""
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             query = select(OptOutRow).where(OptOutRow.id == opt_out_id).with_for_update()
             row = session.scalars(query).one_or_none()
@@ -1192,7 +1239,7 @@ class Store:
 
     def remove_opt_out(self, opt_out_id: str, *, actor: str) -> None:
         """Delete an opt-out (the audit entry keeps its name and kind)."""
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             query = select(OptOutRow).where(OptOutRow.id == opt_out_id).with_for_update()
             row = session.scalars(query).one_or_none()
@@ -1218,7 +1265,7 @@ class Store:
         that a face was added and how many the opt-out has, never the descriptor's numbers (a
         face descriptor is biometric data). Descriptors of one opt-out must share one length.
         """
-        _required(actor, "actor")
+        required(actor, "actor")
         values = [float(v) for v in embedding]
         if not 1 <= len(values) <= 4096:
             raise InputError(f"a face descriptor has {len(values)} numbers; expected 1 to 4096")
@@ -1274,12 +1321,12 @@ class Store:
         ``actions`` default to all three (reject, report, ban): what the published card does on a
         confirmed known-CSAM match. A bank for review-only signals might report without rejecting.
         """
-        name = _required(name, "hash bank name", max_length=200)
-        _required(actor, "actor")
+        name = required(name, "hash bank name", max_length=200)
+        required(actor, "actor")
         chosen = _bank_actions(actions)
-        now = _now()
+        now = utc_now()
         row = HashBankRow(
-            id=_new_id("bank"),
+            id=new_id("bank"),
             name=name,
             description=description,
             enabled=enabled,
@@ -1338,7 +1385,7 @@ class Store:
 
     def set_hash_bank_enabled(self, bank_id: str, enabled: bool, *, actor: str) -> HashBank:
         """Switch a hash bank on or off for matching."""
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             query = select(HashBankRow).where(HashBankRow.id == bank_id).with_for_update()
             row = session.scalars(query).one_or_none()
@@ -1346,7 +1393,7 @@ class Store:
                 raise RecordNotFoundError(f"no hash bank with id {bank_id!r}")
             previous = row.enabled
             row.enabled = enabled
-            row.updated_at = _now()
+            row.updated_at = utc_now()
             self._write_audit(
                 session,
                 actor=actor,
@@ -1360,7 +1407,7 @@ class Store:
         self, bank_id: str, actions: Iterable[str], *, actor: str
     ) -> HashBank:
         """Choose what a match against the bank does (any of reject, report, ban)."""
-        _required(actor, "actor")
+        required(actor, "actor")
         chosen = _bank_actions(actions)
         with self._transaction(write=True) as session:
             query = select(HashBankRow).where(HashBankRow.id == bank_id).with_for_update()
@@ -1371,7 +1418,7 @@ class Store:
             row.action_reject = "reject" in chosen
             row.action_report = "report" in chosen
             row.action_ban = "ban" in chosen
-            row.updated_at = _now()
+            row.updated_at = utc_now()
             self._write_audit(
                 session,
                 actor=actor,
@@ -1396,17 +1443,17 @@ class Store:
         importing the same file twice changes nothing. Batches of 5,000 keep memory flat for
         files of millions of hashes.
         """
-        _required(actor, "actor")
+        required(actor, "actor")
         with self._transaction(write=True) as session:
             row = self._find_bank(session, bank, lock=True)
             created = row is None
             if row is None:
                 if not create:
                     raise RecordNotFoundError(f"no hash bank with id or name {bank!r}")
-                now = _now()
+                now = utc_now()
                 row = HashBankRow(
-                    id=_new_id("bank"),
-                    name=_required(bank, "hash bank name", max_length=200),
+                    id=new_id("bank"),
+                    name=required(bank, "hash bank name", max_length=200),
                     description=description,
                     enabled=True,
                     created_at=now,
@@ -1419,7 +1466,7 @@ class Store:
             before = self._bank_counts(session, row.id)
             offered: dict[str, int] = {}
             batch: list[dict[str, Any]] = []
-            now = _now()
+            now = utc_now()
             for entry in entries:
                 offered[entry.hash_type] = offered.get(entry.hash_type, 0) + 1
                 batch.append(
@@ -1440,7 +1487,7 @@ class Store:
             after = self._bank_counts(session, row.id)
             added = {t: after.get(t, 0) - before.get(t, 0) for t in offered}
             present = {t: offered[t] - added[t] for t in offered}
-            row.updated_at = _now()
+            row.updated_at = utc_now()
             self._write_audit(
                 session,
                 actor=actor,
@@ -1495,7 +1542,7 @@ class Store:
 
     def register_image(self, record: NewProvenanceRecord) -> ProvenanceRecord:
         """Store the record of a released image; raises if it cannot (the image is then held)."""
-        row = ProvenanceRow(**record.model_dump(), created_at=_now())
+        row = ProvenanceRow(**record.model_dump(), created_at=utc_now())
         with self._transaction(write=True) as session:
             _insert_unique(session, row, f"provenance record {record.id!r} exists already")
             return _provenance(row)
@@ -1581,7 +1628,7 @@ class Store:
 
     def list_audit(self, *, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
         """The most recent audit entries (of one action, if given), newest first."""
-        limit, _ = _limit(limit)
+        limit, _ = page(limit)
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if action is not None:
             query = query.where(AuditRow.action == action)

@@ -41,12 +41,18 @@ __all__ = [
     "ApiKeyRow",
     "AuditRow",
     "Base",
+    "CampaignMemberRow",
+    "CampaignRow",
+    "ConsoleSessionRow",
+    "ConversationRow",
     "DecisionRow",
+    "ExchangeRow",
     "HashBankRow",
     "HashEntryRow",
     "OptOutRow",
     "ProvenanceRow",
     "ReportRow",
+    "ReviewItemRow",
     "UTCDateTime",
 ]
 
@@ -104,6 +110,7 @@ class AccountRow(Base):
     __table_args__ = (
         CheckConstraint("status IN ('active', 'banned')", name="status"),
         CheckConstraint("audience IN ('adult', 'under_18')", name="audience"),
+        CheckConstraint("role IS NULL OR role IN ('admin', 'reviewer', 'red_teamer')", name="role"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -115,6 +122,8 @@ class AccountRow(Base):
     banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unbanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A console role (admin, reviewer, red_teamer); None for an ordinary API customer.
+    role: Mapped[str | None] = mapped_column(String(16))
 
 
 class ApiKeyRow(Base):
@@ -136,7 +145,10 @@ class DecisionRow(Base):
     """One request's safety decision. Indexed by (account, time) for the strike count."""
 
     __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_account_id_created_at", "account_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_decisions_account_id_created_at", "account_id", "created_at"),
+        CheckConstraint("traffic IN ('real_world', 'red_team')", name="traffic"),
+    )
 
     id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(Text)
@@ -152,6 +164,8 @@ class DecisionRow(Base):
     audience: Mapped[str] = mapped_column(String(32))
     latency_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Red teamers' traffic is marked so that it never counts as real-world data.
+    traffic: Mapped[str] = mapped_column(String(16), server_default="real_world")
 
 
 class AuditRow(Base):
@@ -289,3 +303,151 @@ class ProvenanceRow(Base):
     manifest_embedded: Mapped[bool] = mapped_column(Boolean)
     sidecar_manifest: Mapped[bytes | None] = mapped_column(LargeBinary)
     signer_fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console user: the SHA-256 of the session token (never the token itself).
+
+    ``account_id`` is None for a session opened with the admin key. ``role`` is the role at
+    sign-in; an account session is only honoured while the account still has that role.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("accounts.id"), index=True
+    )
+    actor: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignRow(Base):
+    """A manual red-teaming campaign: which served model, which categories, which instructions."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(256))
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    instructions: Mapped[str] = mapped_column(Text)
+    show_internals: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(8))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignMemberRow(Base):
+    """A red teamer invited to a campaign."""
+
+    __tablename__ = "campaign_members"
+
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.id"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("accounts.id"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_by: Mapped[str] = mapped_column(Text)
+
+
+class ConversationRow(Base):
+    """One red teamer's conversation with the stack under test, within a campaign."""
+
+    __tablename__ = "redteam_conversations"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.id"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExchangeRow(Base):
+    """One turn of a red-team conversation: the prompt, what the stack answered, and the label.
+
+    ``decision`` is the stack's full decision trace (shown only where the campaign allows it).
+    An image turn keeps the released image (``image``) and any upload (``upload``) so that the
+    label can be checked later against what the red teamer saw.
+    """
+
+    __tablename__ = "redteam_exchanges"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "turn", name="uq_redteam_exchanges_conversation_id"),
+        CheckConstraint("modality IN ('text', 'image')", name="modality"),
+        CheckConstraint(
+            "label_outcome IS NULL OR label_outcome IN "
+            "('jailbreak', 'refused_correctly', 'over_refusal', 'answered_correctly')",
+            name="label_outcome",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("redteam_conversations.id"), index=True
+    )
+    turn: Mapped[int] = mapped_column(Integer)
+    modality: Mapped[str] = mapped_column(String(8))
+    prompt: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    blocked: Mapped[bool] = mapped_column(Boolean)
+    layer: Mapped[str | None] = mapped_column(String(32))
+    decision: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    image_media_type: Mapped[str | None] = mapped_column(String(64))
+    upload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    upload_media_type: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    label_category: Mapped[str | None] = mapped_column(String(64))
+    label_outcome: Mapped[str | None] = mapped_column(String(24))
+    label_note: Mapped[str | None] = mapped_column(Text)
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    labelled_by: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewItemRow(Base):
+    """Something for a person to look at, and what they decided.
+
+    ``status`` moves from ``open`` to ``resolved`` exactly once: the update is conditional on
+    ``open``, so of two reviewers acting on the same item at once, one wins and the other is told.
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('decision', 'hash_match', 'suspension', 'appeal', 'opt_out_request')",
+            name="kind",
+        ),
+        CheckConstraint("status IN ('open', 'resolved')", name="status"),
+        Index("ix_review_items_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[list[str]] = mapped_column(JSONDocument)
+    account_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("accounts.id"), index=True
+    )
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    report_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
