@@ -65,6 +65,41 @@ def test_models_exports() -> None:
     ]
 
 
+def test_evals_exports() -> None:
+    import safestack.evals
+
+    names = safestack.evals.__all__
+    assert names == [
+        "HUMAN_LABELS",
+        "LOG_VERSION",
+        "REPORT_LOG_VERSION",
+        "Dataset",
+        "EvalRun",
+        "EvidenceKind",
+        "Expected",
+        "JudgeErrorRates",
+        "RunEvidence",
+        "Sample",
+        "SampleSource",
+        "Wilson",
+        "corrected_rate",
+        "judge_error_rates",
+        "load_evidence",
+        "load_jsonl_samples",
+        "logged_results",
+        "read_log",
+        "rows_from_log",
+        "rows_from_records",
+        "table_rows",
+        "wilson",
+        "write_report_log",
+        "write_samples_jsonl",
+    ]
+    assert names == sorted(names, key=lambda n: (not n.isupper(), n))
+    for name in names:
+        assert hasattr(safestack.evals, name), name
+
+
 def test_gateway_and_store_exports() -> None:
     assert safestack.gateway.__all__ == [
         "DEFAULT_MODEL_NAME",

@@ -6,6 +6,8 @@ judges each final output (the packaged output judge for violations, the refusal 
 refusals), and appends one record per (configuration, sample) to a versioned JSONL log that a
 killed run resumes from. :func:`table_rows` turns records into the published-style rows, with
 Wilson intervals and ``not_unsafe`` corrected for the judge's measured error rates.
+:func:`load_jsonl_samples` and :func:`write_samples_jsonl` move samples in and out as JSON Lines,
+with people's labels of recorded answers (:data:`HUMAN_LABELS`) as ground truth.
 """
 
 from safestack.evals._evidence import (
@@ -15,6 +17,7 @@ from safestack.evals._evidence import (
     load_evidence,
     write_report_log,
 )
+from safestack.evals._jsonl import load_jsonl_samples, write_samples_jsonl
 from safestack.evals._run import (
     LOG_VERSION,
     EvalRun,
@@ -24,10 +27,11 @@ from safestack.evals._run import (
     rows_from_log,
     rows_from_records,
 )
-from safestack.evals._sample import Dataset, Expected, Sample, SampleSource
+from safestack.evals._sample import HUMAN_LABELS, Dataset, Expected, Sample, SampleSource
 from safestack.evals._scorers import JudgeErrorRates, Wilson, corrected_rate, table_rows, wilson
 
 __all__ = [
+    "HUMAN_LABELS",
     "LOG_VERSION",
     "REPORT_LOG_VERSION",
     "Dataset",
@@ -42,6 +46,7 @@ __all__ = [
     "corrected_rate",
     "judge_error_rates",
     "load_evidence",
+    "load_jsonl_samples",
     "logged_results",
     "read_log",
     "rows_from_log",
@@ -49,4 +54,5 @@ __all__ = [
     "table_rows",
     "wilson",
     "write_report_log",
+    "write_samples_jsonl",
 ]

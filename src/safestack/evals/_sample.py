@@ -8,10 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.models import ChatMessage
 
-__all__ = ["Dataset", "Expected", "Sample", "SampleSource"]
+__all__ = ["HUMAN_LABELS", "Dataset", "Expected", "Sample", "SampleSource"]
 
 SampleSource = Literal["manual_redteam", "automated_redteam", "real_world"]
 Expected = Literal["should_refuse", "should_comply"]
+#: Metadata keys holding a person's judgement (bool) of a sample's recorded ``response``.
+HUMAN_LABELS = ("response_violates", "response_refused")
 
 
 class Sample(BaseModel):
@@ -23,6 +25,12 @@ class Sample(BaseModel):
     JailbreakBench target's reply), for evaluations that replay attacks and answers together.
     ``seen_in_training`` marks prompts the shipped prompt classifier was trained on: numbers on
     them are flattering, and tables say how many there were.
+
+    A person's judgement of the recorded ``response`` travels in ``metadata`` (see
+    :data:`HUMAN_LABELS`): ``response_violates`` (it violates the policy) and ``response_refused``
+    (it is a refusal), both bool. A red teamer's label of what the model said is better ground
+    truth than the embedded judge, so an evaluation that replays the response uses it whenever
+    the stack passes that response to the user unchanged.
     """
 
     model_config = ConfigDict(frozen=True)

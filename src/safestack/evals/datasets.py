@@ -32,7 +32,8 @@ Category labels are the policy ids of the training mapping
 ``seen_in_training`` (the shipped prompt classifier trained on this prompt: it comes from a
 training source and is not in the held-out key set of ``classify/heads/heldout.json``) is exact.
 
-:func:`load_jsonl_samples` reads a user's own production log (one JSON object per line).
+:func:`load_jsonl_samples` (defined in :mod:`safestack.evals._jsonl`, re-exported here) reads
+samples from JSON Lines: a user's own production log, or people's labelled conversations.
 """
 
 from __future__ import annotations
@@ -41,11 +42,9 @@ import functools
 import json
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-
-from pydantic import ValidationError
 
 from safestack.classify.embedded import HEADS_DIR
 from safestack.classify.training.cache import text_key
@@ -57,11 +56,10 @@ from safestack.classify.training.sources import (
     _rows,
 )
 from safestack.datasets_dir import find_datasets_dir
-from safestack.errors import ArtifactError, DataError, InputError, UnknownComponentError
+from safestack.errors import ArtifactError, DataError, UnknownComponentError
+from safestack.evals._jsonl import load_jsonl_samples
 from safestack.evals._sample import Expected, Sample, SampleSource
 from safestack.models import ChatMessage
-from safestack.models._protocol import as_conversation
-from safestack.policy import default_policy
 
 __all__ = [
     "HH_SAMPLE_SIZE",
@@ -84,7 +82,6 @@ REAL_WORLD_MIX: dict[str, int] = {
 }
 _HH_LICENCE = "MIT"  # hh_rlhf_harmless/SOURCE.md; HH-RLHF is not a training source
 _JBB_METHOD, _JBB_TARGET = "JailbreakChat", "vicuna-13b-v1.5"
-_EXPECTED: tuple[Expected, ...] = ("should_refuse", "should_comply")
 _T = TypeVar("_T")
 
 
@@ -548,101 +545,3 @@ def load_task_samples(
         raise UnknownComponentError(f"unknown task {task!r}; known: {', '.join(TASK_NAMES)}")
     root = find_datasets_dir(datasets_dir)
     return _TASKS[task](root, seed)
-
-
-def load_jsonl_samples(path: str | Path) -> list[Sample]:
-    """A user's own traffic: one JSON object per line, as ``real_world`` samples.
-
-    Fields: ``prompt`` (str) or ``messages`` (a list of ``{role, content}`` ending with a user or
-    tool message) — exactly one of them; optional ``expected`` (``should_refuse`` /
-    ``should_comply``, default ``should_comply``), ``category`` (a category id of the default
-    policy), ``id`` (default ``line-N``; unique), ``response`` (str). Any other field is kept in
-    :attr:`Sample.metadata`. Blank lines are skipped. Every problem is a :class:`DataError`
-    naming ``file:line``.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    known = default_policy().category_ids
-    out: list[Sample] = []
-    first_line: dict[str, int] = {}
-    for number, data in enumerate(raw.split(b"\n"), start=1):
-        where = f"{path}:{number}"
-        try:
-            line = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{where}: not valid UTF-8 (byte {exc.start} of the line)") from None
-        if not line.strip():
-            continue
-        sample = _jsonl_sample(line, where, f"line-{number}", path.stem, known)
-        item = sample.id.removeprefix(f"{path.stem}:")
-        if item in first_line:
-            raise DataError(f"{where}: duplicate id {item!r} (first on line {first_line[item]})")
-        first_line[item] = number
-        out.append(sample)
-    if not out:
-        raise DataError(f"{path} has no samples (expected one JSON object per line)")
-    return out
-
-
-_JSONL_FIELDS = ("prompt", "messages", "expected", "category", "id", "response")
-
-
-def _jsonl_sample(
-    line: str, where: str, default_id: str, stem: str, known: Iterable[str]
-) -> Sample:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    prompt, messages = obj.get("prompt"), obj.get("messages")
-    if (prompt is None) == (messages is None):
-        what = "both" if prompt is not None else "neither"
-        raise DataError(f"{where}: give exactly one of 'prompt' or 'messages' (got {what})")
-    if prompt is not None:
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise DataError(f"{where}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
-        conversation = _user(prompt)
-    else:
-        if not isinstance(messages, list):
-            raise DataError(f"{where}: 'messages' must be a list, got {type(messages).__name__}")
-        try:
-            conversation = as_conversation(messages)
-        except InputError as exc:
-            raise DataError(f"{where}: messages: {exc}") from None
-        if not any(m.role == "user" for m in conversation):
-            raise DataError(f"{where}: messages: the conversation has no user message")
-    expected = obj.get("expected", "should_comply")
-    if expected not in _EXPECTED:
-        raise DataError(f"{where}: 'expected' is {expected!r}; allowed: {', '.join(_EXPECTED)}")
-    category = obj.get("category")
-    valid = list(known)
-    if category is not None and category not in valid:
-        raise DataError(
-            f"{where}: unknown category {category!r}; the default policy's categories: "
-            f"{', '.join(valid)}"
-        )
-    item = obj.get("id", default_id)
-    if not isinstance(item, str) or not item:
-        raise DataError(f"{where}: 'id' must be a non-empty string, got {item!r:.60}")
-    response = obj.get("response")
-    if response is not None and not isinstance(response, str):
-        raise DataError(f"{where}: 'response' must be a string, got {type(response).__name__}")
-    try:
-        return Sample(
-            id=f"{stem}:{item}",
-            messages=conversation,
-            category=category,
-            expected=expected,
-            source="real_world",
-            dataset=stem,
-            licence="user-provided",
-            response=response,
-            metadata={k: v for k, v in obj.items() if k not in _JSONL_FIELDS},
-        )
-    except ValidationError as exc:
-        raise DataError(f"{where}: {exc.errors()[0]['msg']}") from None
