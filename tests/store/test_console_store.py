@@ -323,7 +323,13 @@ def test_concurrent_reviewers_one_wins_and_the_other_is_told(
         barrier = threading.Barrier(2)
         outcomes: dict[str, object] = {}
 
-        def act(reviewer: str, resolution: str, item_id: str = item.id) -> None:
+        def act(
+            reviewer: str,
+            resolution: str,
+            item_id: str = item.id,
+            barrier: threading.Barrier = barrier,
+            outcomes: dict[str, object] = outcomes,
+        ) -> None:
             with Store(database_url) as own:
                 barrier.wait()
                 try:

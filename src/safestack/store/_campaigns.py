@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from safestack.errors import InputError, RecordNotFoundError
+from safestack.policy import Audience
 from safestack.store._records import (
     Campaign,
     Conversation,
@@ -45,6 +46,7 @@ def _campaign(row: CampaignRow, members: list[str]) -> Campaign:
         model=row.model,
         categories=list(row.categories),
         instructions=row.instructions,
+        audience=Audience(row.audience),
         show_internals=row.show_internals,
         status=cast(Any, row.status),
         created_by=row.created_by,
@@ -119,6 +121,7 @@ class Campaigns:
             model=required(campaign.model, "model", max_length=256),
             categories=categories,
             instructions=campaign.instructions,
+            audience=Audience(campaign.audience).value,
             show_internals=campaign.show_internals,
             status="open",
             created_by=actor,

@@ -373,6 +373,9 @@ class NewCampaign(BaseModel):
         default_factory=list, max_length=50, description="Priority policy categories."
     )
     instructions: str = Field(default="", max_length=20_000)
+    audience: Audience = Field(
+        default=Audience.ADULT, description="Whose safeguards the red teamers probe."
+    )
     show_internals: bool = Field(
         default=False,
         description="Whether red teamers see the stack's decision trace (layers, scores).",

@@ -332,13 +332,17 @@ class CampaignRow(Base):
     """A manual red-teaming campaign: which served model, which categories, which instructions."""
 
     __tablename__ = "campaigns"
-    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint("audience IN ('adult', 'under_18')", name="audience"),
+    )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(256))
     categories: Mapped[list[str]] = mapped_column(JSONDocument)
     instructions: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(16))
     show_internals: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(8))
     created_by: Mapped[str] = mapped_column(Text)

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(256), nullable=False),
         sa.Column("categories", _json(), nullable=False),
         sa.Column("instructions", sa.Text(), nullable=False),
+        sa.Column("audience", sa.String(16), nullable=False),
         sa.Column("show_internals", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=False),
@@ -82,6 +83,7 @@ def upgrade() -> None:
         sa.Column("closed_at", _time(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_campaigns"),
         sa.CheckConstraint("status IN ('open', 'closed')", name="ck_campaigns_status"),
+        sa.CheckConstraint("audience IN ('adult', 'under_18')", name="ck_campaigns_audience"),
     )
     op.create_table(
         "campaign_members",
