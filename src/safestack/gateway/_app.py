@@ -160,6 +160,12 @@ def create_app(
     app.include_router(_provenance.router)
     if enable_admin:
         app.include_router(_admin.router)
+        if config.console.enabled:
+            # The console signs people in with the admin key or role-holding API keys, so it
+            # exists only where the admin API does.
+            from safestack.console import console_app
+
+            app.mount("/console", console_app(gateway))
     _add_health_routes(app, gateway)
     _add_error_handlers(app)
     _document_errors(app)
@@ -172,6 +178,8 @@ def create_app(
         larger_bodies={
             "/v1/images/edits": 2 * config.max_upload_bytes + 1_048_576,
             "/admin/opt-outs/{opt_out_id}/faces": config.max_upload_bytes + 1_048_576,
+            # A red teamer's image upload in a campaign conversation.
+            "/console/conversations/{conversation_id}/turns": config.max_upload_bytes + 1_048_576,
             # An image and a sidecar manifest, each up to max_upload_bytes, base64 in JSON.
             **dict.fromkeys(
                 ("/v1/provenance/lookup", "/v1/provenance/verify"),
@@ -431,7 +439,7 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         _read_body_as_json(scope)
         path: str = scope["path"]
-        route = path if path in _ROUTES else ("/admin" if path.startswith("/admin/") else "other")
+        route = path if path in _ROUTES else _route_group(path)
         started = time.perf_counter()
         status = 500
 
@@ -462,6 +470,14 @@ class RequestContext:
             )
 
 
+def _route_group(path: str) -> str:
+    """The metrics label of a path that is not one of the named API routes."""
+    for group in ("/admin", "/console"):
+        if path == group or path.startswith(group + "/"):
+            return group
+    return "other"
+
+
 def _read_body_as_json(scope: Scope) -> None:
     """Every body this API takes is JSON: read it as JSON even when the client did not say so.
 
@@ -469,8 +485,8 @@ def _read_body_as_json(scope: Scope) -> None:
     content type at all; refusing those with "Input should be a valid dictionary" helps no one.
     Multipart bodies (file uploads) keep their type.
     """
-    if scope["method"] not in ("POST", "PUT", "PATCH"):
-        return
+    if scope["method"] not in ("POST", "PUT", "PATCH") or scope["path"].startswith("/console/"):
+        return  # the console's HTML forms are form-encoded, and read as forms
     headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
     declared = dict(scope["headers"]).get(b"content-type", b"")
     if declared and not declared.startswith(b"application/x-www-form-urlencoded"):

@@ -24,7 +24,9 @@ from safestack.yaml_config import load_yaml_model
 __all__ = [
     "DEFAULT_IMAGE_MODEL_NAME",
     "DEFAULT_MODEL_NAME",
+    "ConsoleConfig",
     "GatewayConfig",
+    "ReviewConfig",
     "UpstreamConfig",
     "load_gateway_config",
 ]
@@ -73,6 +75,60 @@ class UpstreamConfig(_Strict):
                 path="environment",
             )
         return key
+
+
+class ReviewConfig(_Strict):
+    """Which served requests are queued for a person to look at (the console's review queue).
+
+    The queued item keeps the conversation and the answer (each cut to ``max_text_chars``) so
+    that the reviewer can decide; nothing else of ordinary traffic is kept. Red teamers' traffic
+    is never queued: they label their own.
+    """
+
+    enabled: bool = Field(default=True, description="Queue flagged decisions at all.")
+    under_18_blocks: bool = Field(
+        default=True, description="Queue every blocked request of an under-18 account."
+    )
+    monitor_disagreements: bool = Field(
+        default=True,
+        description="Queue requests where the policy monitor and the output classifier disagreed.",
+    )
+    near_threshold: float = Field(
+        default=0.15,
+        ge=0.0,
+        lt=1.0,
+        description="Queue requests whose top classifier score is within this fraction of its "
+        "category's threshold, on either side (0.15: between 0.85x and 1.15x). 0 turns it off.",
+    )
+    max_text_chars: int = Field(
+        default=4000, ge=100, le=100_000, description="How much of each message is kept."
+    )
+
+
+class ConsoleConfig(_Strict):
+    """The web console under ``/console/`` (see docs/console.md)."""
+
+    enabled: bool = Field(
+        default=True, description="Serve the console (it needs the admin API to be enabled)."
+    )
+    session_ttl_s: float = Field(
+        default=8 * 3600.0,
+        gt=0,
+        le=30 * 86_400.0,
+        description="How long a sign-in lasts; the session ends earlier on sign-out or when the "
+        "account loses its role or is banned.",
+    )
+    evidence_dir: str = Field(
+        default="safestack-logs",
+        description="Where the evidence browser reads evaluation run logs and reports, and "
+        "where campaign re-runs write theirs (relative to the working directory, or to the "
+        "gateway file).",
+    )
+    system_card: str | None = Field(
+        default=None,
+        description="An HTML system card to show in the evidence browser (e.g. the one "
+        "'safestack card build' wrote).",
+    )
 
 
 class GatewayConfig(_Strict):
@@ -136,6 +192,14 @@ class GatewayConfig(_Strict):
         "watermark and a registry record (see docs/provenance.md). The signing material is "
         "checked at start-up; an image that cannot be stamped is not released (503).",
     )
+    review: ReviewConfig = Field(
+        default_factory=ReviewConfig,
+        description="Which decisions go to the review queue for a person to look at.",
+    )
+    console: ConsoleConfig = Field(
+        default_factory=ConsoleConfig,
+        description="The web console for red teamers, reviewers and administrators.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,
@@ -190,4 +254,12 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         "private_key": provenance.private_key and resolved(provenance.private_key),
         "trust_anchors": [resolved(p) for p in provenance.trust_anchors],
     }
-    return config.model_copy(update={"provenance": provenance.model_copy(update=files)})
+    console = config.console.model_copy(
+        update={
+            "evidence_dir": resolved(config.console.evidence_dir),
+            "system_card": config.console.system_card and resolved(config.console.system_card),
+        }
+    )
+    return config.model_copy(
+        update={"provenance": provenance.model_copy(update=files), "console": console}
+    )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from typing import Any
@@ -69,10 +70,12 @@ class BodyLimits:
         if declared is not None:
             try:
                 if int(declared) > limit:
-                    await _reply(send, too_big)
+                    await _reply(send, too_big, scope)
                     return
             except ValueError:
-                await _reply(send, _BodyProblem(400, "invalid Content-Length", "bad_request"))
+                await _reply(
+                    send, _BodyProblem(400, "invalid Content-Length", "bad_request"), scope
+                )
                 return
         received = 0
         started = False
@@ -103,19 +106,29 @@ class BodyLimits:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyProblem as problem:
             if not started:
-                await _reply(send, problem)
+                await _reply(send, problem, scope)
 
 
-async def _reply(send: Send, problem: _BodyProblem) -> None:
-    body = json.dumps(
-        error_body(problem.message, type="invalid_request_error", code=problem.code)
-    ).encode()
+async def _reply(send: Send, problem: _BodyProblem, scope: Scope) -> None:
+    """The error as JSON in OpenAI's shape, or as a page for the console's browsers."""
+    if scope["path"].startswith("/console/"):
+        content_type = b"text/html; charset=utf-8"
+        body = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
+            f"<h1>Request refused</h1><p>{html.escape(problem.message)}</p>"
+            "<p>Go back and send less (for an image, a smaller file).</p></html>"
+        ).encode()
+    else:
+        content_type = b"application/json"
+        body = json.dumps(
+            error_body(problem.message, type="invalid_request_error", code=problem.code)
+        ).encode()
     await send(
         {
             "type": "http.response.start",
             "status": problem.status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

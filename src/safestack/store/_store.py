@@ -589,8 +589,10 @@ class Store:
         with self._transaction(write=False) as session:
             return _account(self._get_account(session, account_id))
 
-    def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[Account]:
-        """A page of accounts, oldest first."""
+    def list_accounts(
+        self, *, limit: int = 100, offset: int = 0, with_role: bool = False
+    ) -> list[Account]:
+        """A page of accounts, oldest first; with ``with_role``, only console users."""
         limit, offset = page(limit, offset)
         query = (
             select(AccountRow)
@@ -598,6 +600,8 @@ class Store:
             .limit(limit)
             .offset(offset)
         )
+        if with_role:
+            query = query.where(AccountRow.role.is_not(None))
         with self._transaction(write=False) as session:
             return [_account(row) for row in session.scalars(query)]
 
