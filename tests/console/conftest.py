@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -61,7 +61,14 @@ class ConsoleHarness:
         return client
 
 
-def csrf_of(response: httpx.Response) -> str:
+class Page(Protocol):
+    """A response with an HTML body (the TestClient's, or httpx's)."""
+
+    @property
+    def text(self) -> str: ...
+
+
+def csrf_of(response: Page) -> str:
     """The CSRF token a page's forms carry."""
     found = CSRF.search(response.text)
     assert found is not None, "the page has no form with a CSRF token"
