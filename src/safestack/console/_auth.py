@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlsplit
@@ -205,24 +205,32 @@ def check_origin(request: Request) -> None:
         raise ConsoleError(403, "this form was sent from another site; reload the page")
 
 
-def submit(*roles: Role) -> Callable[[Request], Awaitable[Submission]]:
-    """A dependency for every POST: the role check, then the CSRF check, then the form."""
+def submit(*roles: Role) -> Callable[[Request], AsyncIterator[Submission]]:
+    """A dependency for every POST: the role check, then the CSRF check, then the form.
+
+    The form is closed when the request is done, so an upload's spooled temporary file never
+    outlives it.
+    """
     who = require(*roles)
 
-    async def dependency(request: Request) -> Submission:
+    async def dependency(request: Request) -> AsyncIterator[Submission]:
         user = await who(request)
         form = await request.form(max_files=4, max_fields=200)
-        if user.session_id is not None:  # cookie-authenticated: a browser, so CSRF applies
-            check_origin(request)
-            sent = form.get(CSRF_FIELD)
-            expected = user.csrf_token or ""
-            if not isinstance(sent, str) or not hmac.compare_digest(
-                sent.encode(), expected.encode()
-            ):
-                raise ConsoleError(
-                    403, "the form's security token is missing or stale; reload the page and retry"
-                )
-        return Submission(user=user, form=form)
+        try:
+            if user.session_id is not None:  # cookie-authenticated: a browser, so CSRF applies
+                check_origin(request)
+                sent = form.get(CSRF_FIELD)
+                expected = user.csrf_token or ""
+                if not isinstance(sent, str) or not hmac.compare_digest(
+                    sent.encode(), expected.encode()
+                ):
+                    raise ConsoleError(
+                        403,
+                        "the form's security token is missing or stale; reload the page and retry",
+                    )
+            yield Submission(user=user, form=form)
+        finally:
+            await form.close()
 
     return dependency
 

@@ -168,13 +168,9 @@ def _actor_name(store: Store, actor: str | None) -> str | None:
 
 
 def _item_audit(store: Store, item: ReviewItem) -> list[AuditEntry]:
-    """The audit entries about this item and its account (its resolution, bans, unbans).
-
-    Only the store's most recent entries are searched (one page): the audit log has no index
-    by target, and an item's entries are written while it is worked on.
-    """
+    """The audit entries about this item and its account (its resolution, bans, unbans)."""
     targets = {item.id} | ({item.account_id} if item.account_id else set())
-    return [entry for entry in store.list_audit(limit=_STORE_PAGE) if entry.target in targets]
+    return store.list_audit(limit=_STORE_PAGE, targets=targets)
 
 
 @dataclass(frozen=True)

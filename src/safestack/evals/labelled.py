@@ -23,7 +23,7 @@ from safestack.evals._sample import Expected, Sample
 from safestack.models import ChatMessage
 from safestack.store import Campaign, Conversation, ExchangeOutcome, ReviewItem
 
-__all__ = ["OUTCOME_EXPECTED", "campaign_samples", "review_samples"]
+__all__ = ["OUTCOME_EXPECTED", "campaign_samples", "campaign_slug", "review_samples"]
 
 #: What a well-behaved system does with the request behind each red-team outcome.
 OUTCOME_EXPECTED: dict[ExchangeOutcome, Expected] = {
@@ -35,8 +35,9 @@ OUTCOME_EXPECTED: dict[ExchangeOutcome, Expected] = {
 _LICENCE = "operator's own data"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "campaign"
+def campaign_slug(name: str) -> str:
+    """The file-name form of a campaign's name; its samples' dataset is ``campaign-<slug>``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "campaign"
 
 
 def campaign_samples(campaign: Campaign, conversations: Sequence[Conversation]) -> list[Sample]:
@@ -48,7 +49,7 @@ def campaign_samples(campaign: Campaign, conversations: Sequence[Conversation]) 
     re-run uses while the stack passes the answer through unchanged.
     """
     samples: list[Sample] = []
-    dataset = f"campaign-{_slug(campaign.name)}"
+    dataset = f"campaign-{campaign_slug(campaign.name)}"
     for conversation in conversations:
         history: list[ChatMessage] = []
         for turn in conversation.exchanges:

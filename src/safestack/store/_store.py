@@ -1630,11 +1630,19 @@ class Store:
             )
             return _audit_entry(row)
 
-    def list_audit(self, *, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
-        """The most recent audit entries (of one action, if given), newest first."""
+    def list_audit(
+        self,
+        *,
+        limit: int = 100,
+        action: str | None = None,
+        targets: Iterable[str] | None = None,
+    ) -> list[AuditEntry]:
+        """The most recent audit entries (of one action, about some targets), newest first."""
         limit, _ = page(limit)
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if action is not None:
             query = query.where(AuditRow.action == action)
+        if targets is not None:
+            query = query.where(AuditRow.target.in_(list(targets)))
         with self._transaction(write=False) as session:
             return [_audit_entry(row) for row in session.scalars(query)]

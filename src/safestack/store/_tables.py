@@ -177,7 +177,7 @@ class AuditRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(String(64), index=True)
-    target: Mapped[str | None] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(Text, index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
 
 

@@ -39,6 +39,8 @@ def _serial() -> sa.types.TypeEngine[int]:
 
 
 def upgrade() -> None:
+    # An item's or an account's audit trail is read by target.
+    op.create_index("ix_audit_log_target", "audit_log", ["target"])
     with op.batch_alter_table("accounts") as batch:
         batch.add_column(sa.Column("role", sa.String(16), nullable=True))
         batch.create_check_constraint(
@@ -208,3 +210,4 @@ def downgrade() -> None:
     with op.batch_alter_table("accounts") as batch:
         batch.drop_constraint("ck_accounts_role", type_="check")
         batch.drop_column("role")
+    op.drop_index("ix_audit_log_target", table_name="audit_log")
