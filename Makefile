@@ -61,3 +61,9 @@ card-screenshot:
 		--window-size=1200,1600 --screenshot=docs/img/system-card.png \
 		file://$(CURDIR)/demo-output/system_card.html; \
 	rc=$$?; rm -rf $$profile; exit $$rc
+
+# The console screenshots in docs/console.md: the end-to-end browser test, writing its pages.
+.PHONY: console-screenshots
+console-screenshots: install
+	mkdir -p docs/img
+	SAFESTACK_SCREENSHOTS=$(CURDIR)/docs/img $(PY) -m pytest -q tests/console/test_browser.py

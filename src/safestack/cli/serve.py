@@ -108,6 +108,10 @@ def serve(
             "stack": gateway_config.stack,
             "database": gateway.store.url,
             "admin": not no_admin,
+            # The web console exists only beside the admin API (it signs people in with keys).
+            "console": None
+            if no_admin or not gateway_config.console.enabled
+            else f"http://{host}:{port}/console/",
             # Who signs the images' C2PA manifests (checked above, when the app was built).
             "provenance": None
             if gateway.provenance is None
@@ -128,5 +132,6 @@ def serve(
         err_console.print(
             f"safestack gateway on http://{host}:{port}/v1 — models: {', '.join(summary['models'])}"
             f"; database: {summary['database']}; admin API: {'on' if not no_admin else 'off'}"
+            + (f"; console: {summary['console']}" if summary["console"] else "")
         )
         run_server(app, gateway_config, host=host, port=port, log_level=log_level)

@@ -100,6 +100,8 @@ class Submission:
         value = self.form.get(name, default)
         if not isinstance(value, str):
             raise ConsoleError(400, f"the field {name!r} must be text")
+        if "\x00" in value:  # the database cannot keep it (PostgreSQL refuses NUL in text)
+            raise ConsoleError(400, f"the field {name!r} contains a NUL character")
         return value
 
 

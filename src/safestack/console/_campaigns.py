@@ -64,7 +64,7 @@ from safestack.store import (
     NewExchange,
 )
 
-__all__ = ["CampaignDashboard", "campaign_dashboard", "router"]
+__all__ = ["SAMPLES_SUFFIX", "CampaignDashboard", "campaign_dashboard", "router"]
 
 log = logging.getLogger("safestack.console")
 router = APIRouter()
@@ -76,6 +76,8 @@ _ENDPOINT = "console.redteam"
 
 #: Re-runs that failed, by run id: ``(campaign id, message)``. Kept in this process's memory
 #: only: another replica, or this one after a restart, shows such a run as unfinished.
+#: The samples a re-run evaluates are kept beside its log, under this suffix (not a log).
+SAMPLES_SUFFIX = ".samples.jsonl"
 _RUN_FAILURES: dict[str, tuple[str, str]] = {}
 _RUN_FAILURES_LOCK = threading.Lock()
 
@@ -244,7 +246,7 @@ def _campaign_runs(evidence: Path, campaign: Campaign) -> list[CampaignRun]:
     with _RUN_FAILURES_LOCK:
         failures = {k: m for k, (c, m) in _RUN_FAILURES.items() if c == campaign.id}
     for path in sorted(evidence.glob(f"{task}-*.jsonl"), reverse=True):
-        if path.name.endswith(".samples.jsonl"):
+        if path.name.endswith(SAMPLES_SUFFIX):
             continue
         try:
             header, records = read_log(path)
@@ -483,7 +485,7 @@ async def rerun(
 
     def prepare() -> EvalRun:
         evidence.mkdir(parents=True, exist_ok=True)
-        samples_path = evidence / f"{task}-{stamp}.samples.jsonl"
+        samples_path = evidence / f"{task}-{stamp}{SAMPLES_SUFFIX}"
         write_samples_jsonl(samples, samples_path)
         return EvalRun(
             task,

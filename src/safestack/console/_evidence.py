@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from safestack.console._auth import ConsoleError, ConsoleUser, gateway_of, require
+from safestack.console._campaigns import SAMPLES_SUFFIX
 from safestack.console._pages import SECURITY_HEADERS, render
 from safestack.errors import DataError
 from safestack.evals import RunEvidence, load_evidence, logged_results, read_log, rows_from_records
@@ -221,6 +222,8 @@ def scan(where: Path) -> Folder:
     for path in sorted(where.iterdir()):
         if path.name.startswith("."):
             continue  # hidden files: a report being written (write_report_log's temp file)
+        if path.name.endswith(SAMPLES_SUFFIX):
+            continue  # a campaign re-run's input, kept beside its log
         if path.is_dir():
             folder.skipped.append((path.name, "a folder, not a run log"))
             continue

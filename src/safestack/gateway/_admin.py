@@ -12,7 +12,14 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -20,6 +27,7 @@ from safestack.classify.faces import REFERENCE_MIN_SCORE, default_embedder
 from safestack.errors import ClassifierError, RecordConflictError, RecordNotFoundError
 from safestack.gateway._auth import AdminActor, GatewayDep, HTTPProblem
 from safestack.gateway._state import Gateway
+from safestack.gateway._wire import NO_NUL_PATTERN, TEXT_PATTERN
 from safestack.hashing import read_hash_lines
 from safestack.hashing._reports import cybertipline_report
 from safestack.media import decode_image
@@ -32,6 +40,7 @@ from safestack.store import (
     HashImport,
     OptOut,
     Report,
+    Role,
 )
 from safestack.store._records import DeliveryStatus
 
@@ -40,9 +49,13 @@ __all__ = ["router"]
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
+#: An opt-out alias: a name the prompt rules match as well.
+Alias = Annotated[str, Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)]
+
+
 class _Body(BaseModel):
     # Strict: an admin tool that sends "yes" for a boolean has a bug worth hearing about.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
 
 AudienceName = Literal["adult", "under_18"]
@@ -54,13 +67,21 @@ def _not_under_13(value: Any) -> Any:
     return value
 
 
+_ROLE_DESCRIPTION = (
+    "A console role: 'admin' (everything), 'reviewer' (the review queue and the evidence) or "
+    "'red_teamer' (invited campaigns; their traffic is marked as red teaming and never counts "
+    "as real-world data nor towards strikes)."
+)
+
+
 class NewKey(_Body):
     """A new account for ``audience``, and its first API key."""
 
     audience: AudienceName = Field(
         description="'adult' or 'under_18' (stricter safeguards); users under 13 are not served."
     )
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    role: Role | None = Field(default=None, description=_ROLE_DESCRIPTION)
 
     _audience = field_validator("audience", mode="before")(_not_under_13)
 
@@ -70,26 +91,48 @@ class CreatedKey(BaseModel):
     key_id: str
     account_id: str
     audience: str
+    role: Role | None = None
 
 
-class AudienceChange(_Body):
-    audience: AudienceName
+class AccountChange(_Body):
+    """What ``PATCH /admin/accounts/{id}`` changes: the audience, the role, or both.
+
+    ``role: null`` takes the account's role away; a field left out is left as it is.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"minProperties": 1})
+
+    # Documented as a plain string: an audience cannot be removed, so null is refused.
+    audience: Annotated[
+        AudienceName | None, WithJsonSchema({"type": "string", "enum": ["adult", "under_18"]})
+    ] = None
+    role: Role | None = Field(default=None, description=_ROLE_DESCRIPTION)
 
     _audience = field_validator("audience", mode="before")(_not_under_13)
 
+    @model_validator(mode="after")
+    def _changes_something(self) -> AccountChange:
+        if not self.model_fields_set:
+            raise ValueError("give 'audience', 'role' or both")
+        if "audience" in self.model_fields_set and self.audience is None:
+            raise ValueError("'audience' is 'adult' or 'under_18'; it cannot be removed")
+        return self
+
 
 class BanRequest(_Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT_PATTERN)
 
 
 class NewOptOut(_Body):
-    name: str = Field(min_length=1, max_length=300)
+    name: str = Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)
     kind: Literal["public_figure", "artist"]
-    note: str | None = Field(default=None, max_length=2000)
-    aliases: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Other names the prompt rules match too (a stage name, a surname alone).",
+    note: str | None = Field(default=None, max_length=2000, pattern=NO_NUL_PATTERN)
+    aliases: list[Annotated[str, Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)]] = (
+        Field(
+            default_factory=list,
+            max_length=50,
+            description="Other names the prompt rules match too (a stage name, a surname alone).",
+        )
     )
 
 
@@ -105,8 +148,8 @@ class BankActions(_Body):
 
 
 class NewHashBank(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    description: str | None = Field(default=None, max_length=2000, pattern=NO_NUL_PATTERN)
     enabled: bool = True
     actions: BankActions = Field(default_factory=BankActions)
 
@@ -155,7 +198,11 @@ def _who(actor: str, name: str | None) -> str:
 def _issue_key(gateway: Gateway, account: Account, who: str) -> CreatedKey:
     key, info = gateway.store.create_key(account.id, actor=who)
     return CreatedKey(
-        key=key, key_id=info.id, account_id=account.id, audience=account.audience.value
+        key=key,
+        key_id=info.id,
+        account_id=account.id,
+        audience=account.audience.value,
+        role=account.role,
     )
 
 
@@ -168,6 +215,8 @@ async def create_key(
 
     def create() -> CreatedKey:
         account = gateway.store.create_account(audience=body.audience, name=body.name, actor=who)
+        if body.role is not None:
+            account = gateway.store.set_role(account.id, body.role, actor=who)
         return _issue_key(gateway, account, who)
 
     return await run_in_threadpool(create)
@@ -216,16 +265,29 @@ async def get_account(account_id: str, gateway: GatewayDep, actor: AdminActor) -
 
 
 @router.patch("/accounts/{account_id}", response_model=Account)
-async def set_audience(
+async def change_account(
     account_id: str,
-    body: AudienceChange,
+    body: AccountChange,
     gateway: GatewayDep,
     actor: AdminActor,
     name: ActorName = None,
 ) -> Any:
-    return await run_in_threadpool(
-        lambda: gateway.store.set_audience(account_id, body.audience, actor=_who(actor, name))
-    )
+    """Change the audience and/or the console role (``role: null`` removes it).
+
+    Each change is its own audit entry; a role taken away ends the account's console sessions
+    at their next request.
+    """
+    who = _who(actor, name)
+
+    def change() -> Account:
+        account = gateway.store.get_account(account_id)  # 404 before any change
+        if body.audience is not None:
+            account = gateway.store.set_audience(account_id, body.audience, actor=who)
+        if "role" in body.model_fields_set:
+            account = gateway.store.set_role(account_id, body.role, actor=who)
+        return account
+
+    return await run_in_threadpool(change)
 
 
 @router.post("/accounts/{account_id}/ban", response_model=Account)

@@ -38,7 +38,7 @@ from safestack.errors import (
     RecordNotFoundError,
     StoreUnavailableError,
 )
-from safestack.gateway import _admin, _images, _provenance, _v1
+from safestack.gateway import _admin, _images, _provenance, _requests, _v1
 from safestack.gateway._auth import HTTPProblem
 from safestack.gateway._config import GatewayConfig
 from safestack.gateway._image_files import ImageFiles
@@ -156,6 +156,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.include_router(_v1.router)
+    app.include_router(_requests.router)
     app.include_router(_images.router)
     app.include_router(_provenance.router)
     if enable_admin:

@@ -1,7 +1,8 @@
 """Who is calling: API key → account (deny by default), and the admin key for ``/admin/``.
 
 Every ``/v1`` request reads its account from the store — no cache — so a ban made through one
-replica is enforced by all of them on the next request.
+replica is enforced by all of them on the next request. A banned account is refused (403)
+everywhere but on the routes it needs to appeal (:data:`AppealingCaller`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from safestack.gateway._state import Gateway
 from safestack.store import Account
 
-__all__ = ["AdminActor", "Caller", "GatewayDep", "HTTPProblem", "gateway_of"]
+__all__ = ["AdminActor", "AppealingCaller", "Caller", "GatewayDep", "HTTPProblem", "gateway_of"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from POST /admin/keys.")
 _admin_bearer = HTTPBearer(
@@ -51,10 +52,11 @@ def gateway_of(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(gateway_of)]
 
 
-async def _caller(
+async def _key_holder(
     gateway: GatewayDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Account:
+    """The account a valid API key belongs to, whatever its status (401 otherwise)."""
     if credentials is None or not credentials.credentials:
         raise HTTPProblem(
             401,
@@ -64,6 +66,10 @@ async def _caller(
     account = await run_in_threadpool(gateway.store.authenticate, credentials.credentials)
     if account is None:
         raise HTTPProblem(401, "invalid or revoked API key", code="invalid_api_key")
+    return account
+
+
+async def _caller(account: Annotated[Account, Depends(_key_holder)]) -> Account:
     if account.status != "active":
         raise HTTPProblem(
             403,
@@ -89,4 +95,7 @@ async def _admin(
 
 
 Caller = Annotated[Account, Depends(_caller)]
+#: The caller of the routes a suspended user still needs (appealing the suspension): the same
+#: key check as :data:`Caller`, but a banned account is let through.
+AppealingCaller = Annotated[Account, Depends(_key_holder)]
 AdminActor = Annotated[str, Depends(_admin)]

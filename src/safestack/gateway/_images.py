@@ -14,9 +14,11 @@ cannot be stamped is not released: the answer is 503 ``provenance_unavailable``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -35,6 +37,7 @@ from safestack.gateway._v1 import (
     _served,
     _server_timing,
     _upstream_problem,
+    cut,
 )
 from safestack.http_endpoint import describe_validation_error
 from safestack.provenance import Provenance, StampedImage
@@ -241,8 +244,9 @@ async def _answer(
     if result.hash_match is not None:
         await run_in_threadpool(_enforce, gateway, account, request_id, endpoint, result)
     latency_ms = (time.perf_counter() - started) * 1000
+    details = partial(_image_review_details, options, result, parent)
     await run_in_threadpool(
-        _record, gateway, account, request_id, endpoint, model, decision, latency_ms
+        _record, gateway, account, request_id, endpoint, model, decision, latency_ms, details
     )
     if decision.status == "error":
         raise _upstream_problem(model, decision)
@@ -270,6 +274,31 @@ async def _answer(
             data.append({"b64_json": base64.b64encode(image).decode("ascii")})
     body = {"created": int(time.time()), "data": data, "safestack": extension}
     return JSONResponse(body, headers={"Server-Timing": _server_timing(decision)})
+
+
+def _image_review_details(
+    options: _ImageOptions, result: ImageResult, upload: bytes | None, limit: int
+) -> dict[str, Any]:
+    """What a reviewer needs of an image request: the prompt and the refusal, never images.
+
+    An upload is named by its SHA-256 (and a known-bad match by its bank), so that a reviewer
+    can tie the item to a report or to the user's own copy without the bytes being kept in the
+    queue.
+    """
+    prompt, prompt_cut = cut(options.prompt, limit)
+    refusal, refusal_cut = cut(result.refusal, limit)
+    details: dict[str, Any] = {
+        "prompt": prompt,
+        "n": options.n,
+        "size": options.size,
+        "refusal": refusal,
+        "images_allowed": len(result.images),
+        "upload_sha256": None if upload is None else hashlib.sha256(upload).hexdigest(),
+        "truncated": {"prompt": prompt_cut, "refusal": refusal_cut},
+    }
+    if result.hash_match is not None:
+        details["hash_match_bank"] = result.hash_match.bank
+    return details
 
 
 class ImageProvenance(BaseModel):

@@ -10,7 +10,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -28,7 +29,7 @@ from safestack.gateway._wire import (
     message_text,
 )
 from safestack.policy import OPENAI_MODERATION_CATEGORIES, Audience
-from safestack.stack import Decision, SafetyStack, StreamPiece
+from safestack.stack import Decision, SafetyStack, StreamPiece, review_reasons
 from safestack.store import Account, NewDecision
 
 __all__ = ["router"]
@@ -90,6 +91,68 @@ def _extension(request_id: str, decision: Decision) -> dict[str, Any]:
     ).model_dump()
 
 
+#: The most recent messages of a conversation a review item keeps.
+REVIEW_MESSAGES = 20
+
+#: Builds the request-specific part of a review item's details, given ``max_text_chars``; only
+#: called for a request that is queued, so ordinary traffic never pays for the copy.
+ReviewDetails = Callable[[int], dict[str, Any]]
+
+
+def cut(text: str | None, limit: int) -> tuple[str | None, bool]:
+    """``text`` cut to ``limit`` characters for a review item, and whether it was cut.
+
+    NUL characters become U+FFFD: PostgreSQL cannot store them in a JSON document, and a user
+    who sends one must not keep their request out of the queue.
+    """
+    if text is None:
+        return None, False
+    text = text.replace("\x00", "\ufffd")
+    if len(text) <= limit:
+        return text, False
+    return text[:limit], True
+
+
+def chat_review_details(
+    messages: list[dict[str, str]], answer: str, model_answer: str | None, limit: int
+) -> dict[str, Any]:
+    """The conversation (its last :data:`REVIEW_MESSAGES` messages), the answer the user got
+    and the model's own text when the stack withheld it, each cut to ``limit`` characters."""
+    kept: list[dict[str, str]] = []
+    messages_cut = len(messages) > REVIEW_MESSAGES
+    for message in messages[-REVIEW_MESSAGES:]:
+        content, was_cut = cut(message["content"], limit)
+        messages_cut = messages_cut or was_cut
+        kept.append({"role": message["role"], "content": content or ""})
+    shown, answer_cut = cut(answer, limit)
+    withheld, model_answer_cut = cut(model_answer if model_answer != answer else None, limit)
+    return {
+        "messages": kept,
+        "earlier_messages": max(0, len(messages) - REVIEW_MESSAGES),
+        "answer": shown,
+        "model_answer": withheld,
+        "truncated": {
+            "messages": messages_cut,
+            "answer": answer_cut,
+            "model_answer": model_answer_cut,
+        },
+    }
+
+
+def _decision_summary(decision: Decision) -> dict[str, Any]:
+    return {
+        "status": decision.status,
+        "blocked": decision.blocked,
+        "layer": decision.layer,
+        "categories": decision.categories,
+        "scores": decision.scores,
+        "clause": decision.clause,
+        "rationale": decision.rationale,
+        "audience": decision.audience.value,
+        "stack": decision.stack,
+    }
+
+
 def _record(
     gateway: Gateway,
     account: Account,
@@ -98,9 +161,21 @@ def _record(
     model: str | None,
     decision: Decision,
     latency_ms: float,
+    review_details: ReviewDetails,
 ) -> None:
-    """Store the decision and apply strikes. Runs in a worker thread."""
+    """Store the decision, apply strikes and queue it for review if it deserves a look.
+
+    Runs in a worker thread. A red teamer's request (role ``red_teamer``) is recorded as
+    ``red_team`` traffic: it never counts towards strikes, nor as real-world data, and is never
+    queued (red teamers label their own exchanges in the console).
+
+    Queueing comes last and its failure is logged (error level, with the request id), never
+    raised: the user's answer does not depend on the review queue, and the decision row and any
+    suspension are already written. The decision and the review item are separate transactions
+    for the same reason.
+    """
     severity = gateway.severity(decision.categories)
+    red_team = account.role == "red_teamer"
     gateway.store.record_decision(
         NewDecision(
             request_id=request_id,
@@ -115,8 +190,11 @@ def _record(
             clause=decision.clause,
             audience=decision.audience.value,
             latency_ms=latency_ms,
+            traffic="red_team" if red_team else "real_world",
         )
     )
+    if red_team:
+        return
     strikes = gateway.config.strikes
     if (
         strikes.enabled
@@ -126,6 +204,34 @@ def _record(
     ):
         gateway.metrics.suspensions.inc()
         log.warning("account %s suspended after repeated violations", account.id)
+    review = gateway.config.review
+    if not review.enabled:
+        return
+    reasons = review_reasons(
+        decision,
+        gateway.policy,
+        under_18_blocks=review.under_18_blocks,
+        monitor_disagreements=review.monitor_disagreements,
+        near_threshold=review.near_threshold,
+    )
+    if not reasons:
+        return
+    try:
+        details = {
+            "endpoint": endpoint,
+            "model": model,
+            **review_details(review.max_text_chars),
+            "decision": _decision_summary(decision),
+        }
+        gateway.store.review.add(
+            "decision",
+            reasons=reasons,
+            account_id=account.id,
+            request_id=request_id,
+            details=details,
+        )
+    except Exception as exc:  # the answer does not depend on the queue
+        log.error("request %s: decision not queued for review (%s): %s", request_id, reasons, exc)
 
 
 def _conversation(body: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -170,8 +276,9 @@ async def chat_completions(
     decision = result.decision
     gateway.metrics.observe_decision(decision)
     latency_ms = (time.perf_counter() - started) * 1000
+    details = partial(chat_review_details, messages, result.answer, result.model_answer)
     await run_in_threadpool(
-        _record, gateway, account, request_id, "chat", body.model, decision, latency_ms
+        _record, gateway, account, request_id, "chat", body.model, decision, latency_ms, details
     )
     if decision.status == "error":
         raise _upstream_problem(body.model, decision)
@@ -234,8 +341,17 @@ async def _stream(
     if first is not None and first.decision is not None and first.decision.status == "error":
         gateway.metrics.observe_decision(first.decision)
         latency_ms = (time.perf_counter() - started) * 1000
+        details = partial(chat_review_details, messages, first.text, None)
         await run_in_threadpool(
-            _record, gateway, account, request_id, "chat.stream", model, first.decision, latency_ms
+            _record,
+            gateway,
+            account,
+            request_id,
+            "chat.stream",
+            model,
+            first.decision,
+            latency_ms,
+            details,
         )
         raise _upstream_problem(model, first.decision)
     chunk_id, created = f"chatcmpl-{request_id}", int(time.time())
@@ -256,10 +372,12 @@ async def _stream(
 
     async def events() -> AsyncIterator[bytes]:
         piece = first
+        sent: list[str] = []  # what the user got, for the review queue
         try:
             yield event({"role": "assistant", "content": ""}, None)
             while piece is not None:
                 if piece.text:
+                    sent.append(piece.text)
                     yield event({"content": piece.text}, None)
                 if piece.decision is not None:
                     decision = piece.decision
@@ -280,6 +398,8 @@ async def _stream(
                             model,
                             decision,
                             latency_ms,
+                            # A stream's last piece does not carry the text it withheld.
+                            partial(chat_review_details, messages, "".join(sent), None),
                         )
                     except Exception as exc:  # the answer is out; the record is what failed
                         log.error("request %s: decision not recorded: %s", request_id, exc)

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "MAX_MODERATION_INPUTS",
+    "NO_NUL_PATTERN",
+    "TEXT_PATTERN",
     "ChatCompletionRequest",
     "ErrorBody",
     "ModerationRequest",
@@ -20,6 +22,14 @@ __all__ = [
     "error_body",
     "message_text",
 ]
+
+#: Some text, and no NUL character: the store refuses blank text and NULs (PostgreSQL cannot
+#: keep them), so request schemas say so rather than a 400 surprising a client that followed
+#: them. Bodies that use it validate with Python's regular expressions (``regex_engine``), as
+#: the fuzzers that read the schema do: what the schema allows is what the route accepts.
+TEXT_PATTERN = r"^\s*[^\s\x00][^\x00]*$"
+#: Any text without a NUL character (optional notes and descriptions).
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 #: Texts one moderation request may hold.

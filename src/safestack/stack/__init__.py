@@ -28,10 +28,12 @@ from safestack.stack._decision import Decision, LayerTrace, StackResult
 from safestack.stack._images import HashMatching, ImageResult, ImageSafetyStack
 from safestack.stack._layers import InputLayer, ModelRefusalCheck, OutputLayer
 from safestack.stack._refusal import refusal_message
+from safestack.stack._review import REVIEW_REASONS, review_reasons
 from safestack.stack._stack import STREAM_WINDOW_CHARS, SafetyStack, StreamPiece
 
 __all__ = [
     "PRESETS",
+    "REVIEW_REASONS",
     "STREAM_WINDOW_CHARS",
     "ComponentConfig",
     "Decision",
@@ -52,5 +54,6 @@ __all__ = [
     "StreamPiece",
     "load_stack_config",
     "refusal_message",
+    "review_reasons",
     "stack_config_from_yaml",
 ]

@@ -68,9 +68,21 @@ def json_object(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InputError(f"{what} must be JSON-serialisable: {error}") from error
+    if _has_nul(value):  # PostgreSQL cannot store it in JSON; refuse it on SQLite too
+        raise InputError(f"{what} must not contain NUL characters (U+0000)")
     # Key characters need no JSON escaping, so masking the encoded text is exact.
     masked = _KEY_IN_TEXT.sub(KEY_PREFIX + "***", encoded)
     return cast(dict[str, Any], json.loads(masked))
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def page(limit: int, offset: int = 0) -> tuple[int, int]:
