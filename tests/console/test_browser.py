@@ -113,9 +113,23 @@ class People:
         return page
 
     def shot(self, page: Any, name: str) -> None:
+        """A screenshot for the docs, after checking that every field on the page is labelled."""
+        assert_labelled(page)
         path = self.screenshots / f"console-{name}.png"
         page.screenshot(path=str(path), full_page=True)
         assert path.stat().st_size > 10_000
+
+
+def assert_labelled(page: Any) -> None:
+    """Every visible form field has a label a screen reader announces (for=id, or aria-label)."""
+    fields = page.locator("input:not([type=hidden]), select, textarea")
+    for index in range(fields.count()):
+        field = fields.nth(index)
+        field_id = field.get_attribute("id")
+        labelled = bool(field.get_attribute("aria-label")) or (
+            field_id is not None and page.locator(f"label[for='{field_id}']").count() > 0
+        )
+        assert labelled, f"unlabelled field on {page.url}: {field.evaluate('e => e.outerHTML')}"
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,6 @@ from safestack.store import (
     ExchangeLabel,
     ExchangeOutcome,
     NewCampaign,
-    NewDecision,
     NewExchange,
 )
 
@@ -714,18 +713,12 @@ def _record(
     """The decision log entry: red-team traffic, so no strikes and no review item follow."""
     gateway.metrics.observe_decision(decision)
     gateway.store.record_decision(
-        NewDecision(
+        gateway.decision_record(
+            decision,
             request_id=request_id,
             account_id=user.account_id,
             endpoint=_ENDPOINT,
             model=model,
-            status=decision.status,
-            blocked=decision.blocked,
-            layer=decision.layer,
-            categories=decision.categories,
-            severity=gateway.severity(decision.categories),
-            clause=decision.clause,
-            audience=decision.audience.value,
             latency_ms=latency_ms,
             traffic="red_team",
         )

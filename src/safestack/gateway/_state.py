@@ -30,8 +30,8 @@ from safestack.media import ImageLimits
 from safestack.models import OpenAICompatibleImageModel, OpenAICompatibleModel, SamplePhotosModel
 from safestack.policy import Audience
 from safestack.provenance import Provenance
-from safestack.stack import ImageSafetyStack, SafetyStack
-from safestack.store import Store
+from safestack.stack import Decision, ImageSafetyStack, SafetyStack
+from safestack.store import NewDecision, Store, Traffic
 
 __all__ = ["Gateway", "build_image_stacks", "build_stacks", "image_directory"]
 
@@ -188,6 +188,34 @@ class Gateway:
     def is_admin_key(self, presented: str) -> bool:
         return self.admin_key is not None and hmac.compare_digest(
             presented.encode(), self.admin_key.encode()
+        )
+
+    def decision_record(
+        self,
+        decision: Decision,
+        *,
+        request_id: str,
+        account_id: str | None,
+        endpoint: str,
+        model: str | None,
+        latency_ms: float,
+        traffic: Traffic = "real_world",
+    ) -> NewDecision:
+        """The decision log's row for a stack decision (severity from the policy)."""
+        return NewDecision(
+            request_id=request_id,
+            account_id=account_id,
+            endpoint=endpoint,
+            model=model,
+            status=decision.status,
+            blocked=decision.blocked,
+            layer=decision.layer,
+            categories=decision.categories,
+            severity=self.severity(decision.categories),
+            clause=decision.clause,
+            audience=decision.audience.value,
+            latency_ms=latency_ms,
+            traffic=traffic,
         )
 
     def severity(self, categories: list[str]) -> str | None:

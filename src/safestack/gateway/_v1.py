@@ -30,7 +30,7 @@ from safestack.gateway._wire import (
 )
 from safestack.policy import OPENAI_MODERATION_CATEGORIES, Audience
 from safestack.stack import Decision, SafetyStack, StreamPiece, review_reasons
-from safestack.store import Account, NewDecision
+from safestack.store import Account
 
 __all__ = ["router"]
 
@@ -174,25 +174,18 @@ def _record(
     suspension are already written. The decision and the review item are separate transactions
     for the same reason.
     """
-    severity = gateway.severity(decision.categories)
     red_team = account.role == "red_teamer"
-    gateway.store.record_decision(
-        NewDecision(
-            request_id=request_id,
-            account_id=account.id,
-            endpoint=endpoint,
-            model=model,
-            status=decision.status,
-            blocked=decision.blocked,
-            layer=decision.layer,
-            categories=decision.categories,
-            severity=severity,
-            clause=decision.clause,
-            audience=decision.audience.value,
-            latency_ms=latency_ms,
-            traffic="red_team" if red_team else "real_world",
-        )
+    record = gateway.decision_record(
+        decision,
+        request_id=request_id,
+        account_id=account.id,
+        endpoint=endpoint,
+        model=model,
+        latency_ms=latency_ms,
+        traffic="red_team" if red_team else "real_world",
     )
+    severity = record.severity
+    gateway.store.record_decision(record)
     if red_team:
         return
     strikes = gateway.config.strikes
