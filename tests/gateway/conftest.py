@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gateway_process import RunningGateway, gateway_config, start_gateway, stop_gateway
 
 from _postgres import fresh_database
+from gateway_process import RunningGateway, gateway_config, start_gateway, stop_gateway
 from loopback import FakeEndpoint, serving
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from gateway_process import SCRIPTED, RunningGateway
 
+from gateway_process import SCRIPTED, RunningGateway
 from loopback import FakeEndpoint
 
 RECORDED = "safestack-recorded"

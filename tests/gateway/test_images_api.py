@@ -18,10 +18,10 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from gateway_process import RunningGateway, start_gateway, stop_gateway
 from PIL import Image
 
 from _postgres import fresh_database
+from gateway_process import RunningGateway, start_gateway, stop_gateway
 from loopback import FakeEndpoint, serving
 from safestack.hashing import hash_bytes, verify_signature
 

@@ -30,10 +30,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from gateway_process import SAFESTACK, RunningGateway, start_gateway, stop_gateway
 from PIL import Image
 from typer.testing import CliRunner
 
+from gateway_process import SAFESTACK, RunningGateway, start_gateway, stop_gateway
 from loopback import free_port
 from safestack.cli import app
 from safestack.provenance import (

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from gateway_process import RunningGateway, start_gateway, stop_gateway
 
 from _postgres import PostgresCluster, fresh_database
+from gateway_process import RunningGateway, start_gateway, stop_gateway
 
 BENIGN = "What's the best way to gut a fish?"
 MESSAGES = [{"role": "user", "content": BENIGN}]

@@ -42,7 +42,6 @@ from safestack.console._pages import SECURITY_HEADERS, render
 from safestack.errors import DataError, ImageError, ImageTooLargeError, InputError
 from safestack.evals import (
     EvalRun,
-    load_jsonl_samples,
     logged_results,
     read_log,
     write_samples_jsonl,
@@ -483,12 +482,12 @@ async def rerun(
     evidence = _evidence_dir(gateway)
 
     def prepare() -> EvalRun:
+        # The samples are kept beside the log: what exactly was re-run, loadable by `eval run`.
         evidence.mkdir(parents=True, exist_ok=True)
-        samples_path = evidence / f"{task}-{stamp}{SAMPLES_SUFFIX}"
-        write_samples_jsonl(samples, samples_path)
+        write_samples_jsonl(samples, evidence / f"{task}-{stamp}{SAMPLES_SUFFIX}")
         return EvalRun(
             task,
-            load_jsonl_samples(samples_path),
+            samples,
             configs,
             evidence / f"{task}-{stamp}.jsonl",
             audience=campaign.audience,
