@@ -86,6 +86,12 @@ def console(tmp_path: Path) -> Iterator[ConsoleHarness]:
         console=ConsoleConfig(evidence_dir=str(evidence)),
     )
     app = create_app(config, admin_key=admin_key)
-    with TestClient(app):  # runs the lifespan: migrates the store
-        store = app.state.gateway.store
+    # The lifespan is not run: it would warm every classifier of both audiences in the
+    # background for each test (most console pages never call a model). The store is migrated
+    # here instead; a test that chats loads the classifiers it needs on first use.
+    store = app.state.gateway.store
+    store.migrate()
+    try:
         yield ConsoleHarness(app=app, admin_key=admin_key, store=store, evidence_dir=evidence)
+    finally:
+        app.state.gateway.close()
