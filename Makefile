@@ -42,6 +42,7 @@ bench: install
 	$(PY) bench/hashing.py --out BENCHMARKS.md
 	$(PY) bench/enforcement.py --out BENCHMARKS.md
 	$(PY) bench/provenance.py --out BENCHMARKS.md
+	$(PY) bench/review_queue.py --out BENCHMARKS.md
 
 train: install
 	$(VENV)/bin/safestack train
