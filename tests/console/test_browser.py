@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,12 +66,17 @@ def upstream() -> Iterator[FakeEndpoint]:
 
 
 @pytest.fixture(scope="module")
+def evidence_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway's evidence directory, which the evidence browser reads."""
+    return tmp_path_factory.mktemp("evidence")
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    tmp_path_factory: pytest.TempPathFactory, upstream: FakeEndpoint
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeEndpoint, evidence_dir: Path
 ) -> Iterator[RunningGateway]:
     tmp = tmp_path_factory.mktemp("console-e2e")
-    (tmp / "evidence").mkdir()
-    config = {**gateway_config(upstream), "console": {"evidence_dir": str(tmp / "evidence")}}
+    config = {**gateway_config(upstream), "console": {"evidence_dir": str(evidence_dir)}}
     running = start_gateway(tmp, database_url=f"sqlite:///{tmp}/gateway.db", config=config)
     try:
         yield running
@@ -191,7 +195,9 @@ def test_a_red_teamer_cannot_open_the_review_queue(people: People) -> None:
     assert evidence is not None and evidence.status == 403
 
 
-def test_the_exported_sample_appears_in_an_eval_run(people: People, tmp_path: Path) -> None:
+def test_the_exported_sample_appears_in_an_eval_run(
+    people: People, tmp_path: Path, evidence_dir: Path
+) -> None:
     admin = people.sign_in(people.gateway.admin_key)
     admin.goto(people.campaign_url)
     people.shot(admin, "campaign")
@@ -203,19 +209,13 @@ def test_the_exported_sample_appears_in_an_eval_run(people: People, tmp_path: Pa
     sample = json.loads(line)
     assert sample["source"] == "manual_redteam" and sample["response"] == JAILBROKEN
     assert sample["response_violates"] is True and sample["category"] == "weapons_cbrn"
-    # In process: the classifiers the suite already loaded are reused (a fresh `safestack`
-    # process would load them again, for the same code path).
+    # `safestack eval run` on the downloaded file, logging into the gateway's evidence
+    # directory; in process, so the classifiers the suite already loaded are reused.
     done = CliRunner().invoke(
         app,
         [
-            "eval",
-            "run",
-            str(exported),
-            "--configs",
-            "system_mitigations",
-            "--json",
-            "--log-dir",
-            str(tmp_path / "logs"),
+            *("eval", "run", str(exported), "--configs", "system_mitigations", "--json"),
+            *("--log-dir", str(evidence_dir)),
         ],
     )
     assert done.exit_code == 0, done.output
@@ -224,25 +224,17 @@ def test_the_exported_sample_appears_in_an_eval_run(people: People, tmp_path: Pa
     assert overall["source"] == "manual_redteam" and overall["n"] == 1
     records = [json.loads(x) for x in Path(result["log"]).read_text().splitlines()]
     (record,) = [r for r in records if r.get("type") == "sample"]
-    # The stack under test let the answer through, so the red teamer's label decides.
-    if not record["blocked"]:
+    if record["blocked"]:  # the stack under test stops the answer: the hole is closed
+        assert record["judged_by"] == "stack" and record["unsafe"] is False
+    else:  # it lets the answer through: the red teamer's label decides, not the judge
         assert record["judged_by"] == "human" and record["unsafe"] is True
 
-    # The console's own re-run lands in the evidence browser.
-    admin.goto(people.campaign_url)
-    admin.locator("#config-system_mitigations").check()
-    admin.get_by_role("button", name="Start the re-run").click()
-    run_link = admin.get_by_role("link", name=re.compile("campaign-grandma-exploit"))
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        admin.goto(f"{people.gateway.base_url}/console/evidence")
-        if run_link.count() and "incomplete" not in admin.content():
-            break
-        time.sleep(1)
-    else:
-        pytest.fail("the re-run did not finish within 180 s")
-    run_link.first.click()
+    # The run is in the evidence browser, with the red teamer's conversation as its transcript.
+    admin.goto(f"{people.gateway.base_url}/console/evidence")
+    admin.get_by_role("link", name=result["run_id"]).click()
     assert "manual_redteam" in admin.content()
+    admin.locator("td details summary").first.click()  # open the transcript
+    assert PROMPT in admin.content()
     people.shot(admin, "evidence-run")
 
 

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from safestack.gateway import GatewayConfig, _requests, create_app
+from safestack.gateway import GatewayConfig, create_app
 from safestack.gateway._config import ConsoleConfig, ReviewConfig
 from safestack.gateway._v1 import chat_review_details
 from safestack.stack import SafetyStack
@@ -42,7 +42,7 @@ def stack() -> SafetyStack:
 
 
 def _app(database: Path, stack: SafetyStack, **config: Any) -> FastAPI:
-    app = create_app(
+    return create_app(
         GatewayConfig(
             database_url=f"sqlite:///{database}",
             stack="system_mitigations",
@@ -56,9 +56,6 @@ def _app(database: Path, stack: SafetyStack, **config: Any) -> FastAPI:
         admin_key=ADMIN_KEY,
         stack=stack,
     )
-    if not any(getattr(route, "path", None) == "/v1/appeals" for route in app.routes):
-        app.include_router(_requests.router)  # until create_app includes it
-    return app
 
 
 @dataclass
