@@ -22,10 +22,18 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/safestack demo
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; a test file stays in one worker, so
+# its module fixtures start once), except the schemathesis fuzz test: its per-operation
+# subtests do not all run inside an xdist worker, so it runs in the main process afterwards.
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
+TEST_WORKERS ?= 2
+FUZZ := tests/gateway/test_fuzz.py
 test: install
-	$(PY) -m pytest -q; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=$(FUZZ); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	[ $$rc -eq 0 ] || exit $$rc; \
+	$(PY) -m pytest -q $(FUZZ); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no fuzz tests" >&2; exit 1; fi; exit $$rc
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
