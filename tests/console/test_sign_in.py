@@ -204,3 +204,16 @@ def test_admin_adds_a_console_user_whose_key_is_shown_once(console: ConsoleHarne
     assert "&lt;b&gt;Rita&lt;/b&gt;" in created.text and "<b>Rita</b>" not in created.text
     assert key.group(1) not in client.get("/console/users").text
     console.sign_in(key.group(1))  # the new red teamer can sign in with it
+
+
+def test_the_sign_in_page_warns_when_the_session_cookie_cannot_stick(
+    console: ConsoleHarness,
+) -> None:
+    """Secure cookies need HTTPS (or this machine): say so instead of looping on sign-in."""
+    from fastapi.testclient import TestClient
+
+    plain = TestClient(console.app, base_url="http://console.example")  # type: ignore[arg-type]
+    assert "plain HTTP" in plain.get("/console/sign-in").text
+    local = TestClient(console.app, base_url="http://127.0.0.1:8000")  # type: ignore[arg-type]
+    assert "plain HTTP" not in local.get("/console/sign-in").text
+    assert "plain HTTP" not in console.client().get("/console/sign-in").text  # https

@@ -49,6 +49,13 @@ def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
     )
 
 
+def _cookies_will_be_dropped(request: Request) -> bool:
+    """Plain HTTP to a host other than this machine: browsers refuse ``Secure`` cookies there,
+    so signing in would loop back to this page. Better to say so than to loop."""
+    host = (request.url.hostname or "").strip("[]")
+    return request.url.scheme != "https" and host not in ("localhost", "127.0.0.1", "::1")
+
+
 def _sign_in_page(
     request: Request, next_path: str, *, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
@@ -62,6 +69,7 @@ def _sign_in_page(
         login_token=token,
         next_path=safe_next(next_path),
         error=error,
+        insecure=_cookies_will_be_dropped(request),
     )
     _cookie(response, LOGIN_COOKIE, token, _LOGIN_TOKEN_TTL_S)
     return response
