@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from console_harness import ConsoleHarness, csrf_of
 from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ConsoleHarness, csrf_of
 from loopback import FakeEndpoint, serving
 from safestack.cli import app as cli
 from safestack.evals import load_jsonl_samples, logged_results, read_log

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from console_harness import ConsoleHarness
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from conftest import ConsoleHarness
 from safestack.evals import (
     EvalRun,
     Sample,

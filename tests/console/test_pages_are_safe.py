@@ -6,9 +6,9 @@ from __future__ import annotations
 from importlib import resources
 
 import pytest
+from console_harness import ConsoleHarness, csrf_of
 from fastapi.testclient import TestClient
 
-from conftest import ConsoleHarness, csrf_of
 from safestack.gateway import GatewayConfig, create_app
 from safestack.gateway._config import ConsoleConfig
 

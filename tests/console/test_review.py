@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from console_harness import ConsoleHarness, csrf_of
 from fastapi.testclient import TestClient
 
-from conftest import ConsoleHarness, csrf_of
 from safestack.evals import Sample, load_jsonl_samples
 from safestack.store import NewDecision, ReviewItem, StrikePolicy
 

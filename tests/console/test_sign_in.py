@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from conftest import LOGIN, ConsoleHarness, csrf_of
+from console_harness import LOGIN, ConsoleHarness, csrf_of
+
 from safestack.console._auth import SESSION_COOKIE
 
 
