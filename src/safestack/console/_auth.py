@@ -29,6 +29,7 @@ from starlette.datastructures import FormData
 
 from safestack.gateway._state import Gateway
 from safestack.store import Role
+from safestack.store._sessions import ADMIN_NAME
 
 __all__ = [
     "LOGIN_COOKIE",
@@ -122,7 +123,7 @@ def user_from_credential(gateway: Gateway, credential: str) -> ConsoleUser | Non
     """
     if gateway.is_admin_key(credential):
         return ConsoleUser(
-            role="admin", actor=gateway.admin_actor, account_id=None, name="administrator"
+            role="admin", actor=gateway.admin_actor, account_id=None, name=ADMIN_NAME
         )
     account = gateway.store.authenticate(credential)
     if account is None or account.status != "active" or account.role is None:
@@ -151,16 +152,12 @@ async def _current_user(request: Request) -> ConsoleUser | None:
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             session = await run_in_threadpool(gateway.store.sessions.resolve, token)
-            if session is not None:
-                name = "administrator"
-                if session.account_id is not None:
-                    account = await run_in_threadpool(gateway.store.get_account, session.account_id)
-                    name = account.name or account.id
+            if session is not None:  # its name came with it: one read per page
                 user = ConsoleUser(
                     role=session.role,
                     actor=session.actor,
                     account_id=session.account_id,
-                    name=name,
+                    name=session.name,
                     session_id=session.id,
                     csrf_token=session.csrf_token,
                 )

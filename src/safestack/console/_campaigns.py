@@ -25,7 +25,7 @@ from typing import Annotated, Any, get_args
 
 import anyio
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -38,7 +38,7 @@ from safestack.console._auth import (
     require,
     submit,
 )
-from safestack.console._pages import SECURITY_HEADERS, render
+from safestack.console._pages import SECURITY_HEADERS, excerpt, render, see_other
 from safestack.errors import DataError, ImageError, ImageTooLargeError, InputError
 from safestack.evals import (
     EvalRun,
@@ -81,14 +81,6 @@ _RUN_FAILURES_LOCK = threading.Lock()
 
 AdminOrReviewer = Annotated[ConsoleUser, Depends(require("admin", "reviewer"))]
 AnyRole = Annotated[ConsoleUser, Depends(require())]
-
-
-def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
 
 
 def _member_only(campaign: Campaign, user: ConsoleUser) -> None:
@@ -198,8 +190,8 @@ def campaign_dashboard(
                         turn=turn.turn,
                         category=label.category,
                         red_teamer=person.name,
-                        prompt=_excerpt(turn.prompt),
-                        response=_excerpt(turn.response),
+                        prompt=excerpt(turn.prompt, _EXCERPT_CHARS),
+                        response=excerpt(turn.response, _EXCERPT_CHARS),
                         note=label.note,
                     )
                 )
@@ -332,7 +324,7 @@ async def create_campaign(
     campaign = await run_in_threadpool(
         lambda: gateway.store.campaigns.create(new, actor=posted.user.actor)
     )
-    return _redirect(f"/console/campaigns/{campaign.id}")
+    return see_other(f"/console/campaigns/{campaign.id}")
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
@@ -359,7 +351,7 @@ async def campaign_page(request: Request, campaign_id: str, user: AnyRole) -> HT
     def read() -> tuple[list[Conversation], dict[str, str], list[Any], list[CampaignRun]]:
         conversations = store.campaigns.conversations(campaign_id)
         people = {*campaign.members, *(c.account_id for c in conversations)}
-        names = store.campaigns.account_names(sorted(people))
+        names = store.account_names(people)
         invitable: list[Any] = []
         if user.is_admin:
             invitable = [
@@ -397,7 +389,7 @@ async def invite(
     await run_in_threadpool(
         lambda: store.campaigns.invite(campaign_id, account_id, actor=posted.user.actor)
     )
-    return _redirect(f"/console/campaigns/{campaign_id}")
+    return see_other(f"/console/campaigns/{campaign_id}")
 
 
 @router.post("/campaigns/{campaign_id}/status")
@@ -409,7 +401,7 @@ async def set_status(
     await run_in_threadpool(
         lambda: store.campaigns.set_status(campaign_id, status, actor=posted.user.actor)
     )
-    return _redirect(f"/console/campaigns/{campaign_id}")
+    return see_other(f"/console/campaigns/{campaign_id}")
 
 
 @router.post("/campaigns/{campaign_id}/conversations")
@@ -422,7 +414,7 @@ async def start_conversation(
     conversation = await run_in_threadpool(
         store.campaigns.start_conversation, campaign_id, posted.user.account_id or ""
     )
-    return _redirect(f"/console/conversations/{conversation.id}")
+    return see_other(f"/console/conversations/{conversation.id}")
 
 
 async def _labelled_samples(gateway: Gateway, campaign_id: str) -> tuple[Campaign, list[Any]]:
@@ -498,7 +490,7 @@ async def rerun(
     log.info(
         "campaign %s: re-run %s started by %s", campaign.id, evaluation.log_path, posted.user.actor
     )
-    return _redirect(f"/console/campaigns/{campaign_id}#runs")
+    return see_other(f"/console/campaigns/{campaign_id}#runs")
 
 
 # -- conversations ------------------------------------------------------------------------------
@@ -527,7 +519,7 @@ async def _conversation_page(
     label_categories = [*priority, *(c for c in titles if c not in priority)]
     names: dict[str, str] = {}
     if not owner:
-        names = await run_in_threadpool(store.campaigns.account_names, [conversation.account_id])
+        names = await run_in_threadpool(store.account_names, [conversation.account_id])
     return render(
         request,
         "conversation.html.j2",
@@ -579,7 +571,7 @@ async def label(
             categories=frozenset(gateway.policy.category_ids),
         )
     )
-    return _redirect(f"/console/conversations/{labelled.conversation_id}#turn-{labelled.turn}")
+    return see_other(f"/console/conversations/{labelled.conversation_id}#turn-{labelled.turn}")
 
 
 def _media(exchange: Exchange, which: str) -> Response:
@@ -693,7 +685,7 @@ async def _send_turn(request: Request, conversation_id: str, posted: Submission)
     added = await run_in_threadpool(
         lambda: store.campaigns.add_exchange(conversation_id, new, account_id=user.account_id or "")
     )
-    return _redirect(f"/console/conversations/{conversation_id}#turn-{added.turn}")
+    return see_other(f"/console/conversations/{conversation_id}#turn-{added.turn}")
 
 
 def _request_id(request: Request) -> str:

@@ -6,7 +6,7 @@ import hmac
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from safestack.console._auth import (
@@ -24,7 +24,7 @@ from safestack.console._auth import (
     submit,
     user_from_credential,
 )
-from safestack.console._pages import SECURITY_HEADERS, render, stylesheet
+from safestack.console._pages import SECURITY_HEADERS, render, see_other, stylesheet
 from safestack.store import Role
 
 __all__ = ["router"]
@@ -117,7 +117,7 @@ async def sign_in(request: Request) -> Response:
             ttl_s=gateway.config.console.session_ttl_s,
         )
     )
-    response = RedirectResponse(safe_next(next_path), status_code=303, headers=SECURITY_HEADERS)
+    response = see_other(safe_next(next_path))
     _cookie(response, SESSION_COOKIE, token, int(gateway.config.console.session_ttl_s))
     response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH, secure=True, httponly=True)
     return response
@@ -132,7 +132,7 @@ async def sign_out(request: Request, posted: Annotated[Submission, Depends(submi
                 user.session_id or "", actor=user.actor
             )
         )
-    response = RedirectResponse("/console/sign-in", status_code=303, headers=SECURITY_HEADERS)
+    response = see_other("/console/sign-in")
     response.delete_cookie(
         SESSION_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict"
     )
@@ -229,4 +229,4 @@ async def change_role(
         raise ConsoleError(400, f"unknown role {role!r}; allowed: {', '.join(_ROLES)}")
     store = gateway_of(request).store
     await run_in_threadpool(lambda: store.set_role(account_id, role, actor=posted.user.actor))
-    return RedirectResponse("/console/users", status_code=303, headers=SECURITY_HEADERS)
+    return see_other("/console/users")

@@ -15,12 +15,12 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from safestack import __version__
 from safestack.console._auth import CSRF_FIELD, ConsoleUser
 
-__all__ = ["SECURITY_HEADERS", "render", "stylesheet"]
+__all__ = ["SECURITY_HEADERS", "excerpt", "render", "see_other", "stylesheet"]
 
 #: Sent with every console response (pages, errors, downloads).
 SECURITY_HEADERS = {
@@ -81,6 +81,16 @@ def render(
         )
     )
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def see_other(url: str) -> RedirectResponse:
+    """Where a successful POST sends the browser (303: the page is loaded with GET)."""
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, for tables and dashboards."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @functools.cache

@@ -29,8 +29,9 @@ from safestack.console._auth import (
     require,
     submit,
 )
-from safestack.console._pages import SECURITY_HEADERS, render
-from safestack.errors import RecordConflictError, RecordNotFoundError
+from safestack.console._pages import SECURITY_HEADERS, render, see_other
+from safestack.console._pages import excerpt as shorten
+from safestack.errors import RecordConflictError
 from safestack.evals import write_samples_jsonl
 from safestack.evals.labelled import review_samples
 from safestack.hashing._reports import cybertipline_report
@@ -132,8 +133,7 @@ def decision_label(
 def _shorten(value: Any) -> str:
     if not isinstance(value, str):
         return ""
-    text = " ".join(value.split())
-    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
+    return shorten(" ".join(value.split()), _EXCERPT_CHARS)
 
 
 def excerpt(item: ReviewItem) -> str:
@@ -156,15 +156,13 @@ def excerpt(item: ReviewItem) -> str:
     return _shorten(f"bank {match.get('bank')!r}, request {details.get('request_id')}")
 
 
-def _actor_name(store: Store, actor: str | None) -> str | None:
-    """An audit actor as a person reads it: a console account's name, with the actor."""
-    if actor is None or not actor.startswith("console:"):
-        return actor
-    try:
-        account = store.get_account(actor.removeprefix("console:"))
-    except RecordNotFoundError:
-        return actor
-    return f"{account.name} ({actor})" if account.name else actor
+def _actor_names(store: Store, actors: list[str | None]) -> dict[str, str]:
+    """Audit actors as a person reads them: a console account's name, with the actor (one
+    query for all of a page's actors)."""
+    accounts = {a.removeprefix("console:") for a in actors if a and a.startswith("console:")}
+    names = store.account_names(accounts)
+    shown = {f"console:{i}": f"{name} (console:{i})" for i, name in names.items() if name != i}
+    return {actor: shown.get(actor, actor) for actor in actors if actor is not None}
 
 
 def _item_audit(store: Store, item: ReviewItem) -> list[AuditEntry]:
@@ -317,6 +315,8 @@ async def item_page(item_id: str, request: Request, user: Reviewer) -> HTMLRespo
             report = store.get_report(item.report_id)
         decision = item.details.get("decision") or {}
         named = [c for c in decision.get("categories") or [] if c in policy.category_ids]
+        audit = _item_audit(store, item)
+        names = _actor_names(store, [item.resolved_by, *(entry.actor for entry in audit)])
         return {
             "item": item,
             "account": account,
@@ -328,10 +328,8 @@ async def item_page(item_id: str, request: Request, user: Reviewer) -> HTMLRespo
             "choices": choices(item),
             "categories": policy.category_ids,
             "default_category": named[0] if named else "",
-            "resolved_by": _actor_name(store, item.resolved_by),
-            "audit": [
-                (entry, _actor_name(store, entry.actor)) for entry in _item_audit(store, item)
-            ],
+            "resolved_by": names.get(item.resolved_by or "", item.resolved_by),
+            "audit": [(entry, names[entry.actor]) for entry in audit],
             "pretty": _pretty,
         }
 
@@ -348,7 +346,7 @@ async def item_page(item_id: str, request: Request, user: Reviewer) -> HTMLRespo
 
 
 def _back_to(item_id: str) -> RedirectResponse:
-    return RedirectResponse(f"/console/review/{item_id}", status_code=303, headers=SECURITY_HEADERS)
+    return see_other(f"/console/review/{item_id}")
 
 
 @router.post("/review/{item_id}/resolve")
@@ -376,7 +374,8 @@ async def resolve(item_id: str, request: Request, posted: Posted) -> Response:
         await run_in_threadpool(act)
     except RecordConflictError as conflict:
         item = await run_in_threadpool(store.review.get, item_id)
-        first = await run_in_threadpool(_actor_name, store, item.resolved_by)
+        names = await run_in_threadpool(_actor_names, store, [item.resolved_by])
+        first = names.get(item.resolved_by or "", item.resolved_by)
         return render(
             request,
             "review_conflict.html.j2",

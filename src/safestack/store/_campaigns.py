@@ -25,7 +25,6 @@ from safestack.store._records import (
     NewExchange,
 )
 from safestack.store._tables import (
-    AccountRow,
     CampaignMemberRow,
     CampaignRow,
     ConversationRow,
@@ -381,13 +380,3 @@ class Campaigns:
                 details=label.model_dump(),
             )
             return _exchange(row, with_media=False)
-
-    def account_names(self, account_ids: list[str]) -> dict[str, str]:
-        """Display names of accounts (the id where there is no name), for dashboards."""
-        if not account_ids:
-            return {}
-        with self._store._transaction(write=False) as session:
-            rows = session.execute(
-                select(AccountRow.id, AccountRow.name).where(AccountRow.id.in_(account_ids))
-            ).all()
-        return {r.id: r.name or r.id for r in rows}

@@ -357,6 +357,7 @@ class ConsoleSession(BaseModel):
     account_id: str | None = Field(description="None for a session opened with the admin key.")
     actor: str = Field(description="Who actions are recorded as in the audit log.")
     role: Role
+    name: str = Field(description="Who is signed in, for people: the account's name or id.")
     csrf_token: str = Field(repr=False)
     created_at: datetime
     expires_at: datetime

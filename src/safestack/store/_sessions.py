@@ -22,19 +22,24 @@ from safestack.store._values import hash_secret, new_id, required, utc_now
 if TYPE_CHECKING:
     from safestack.store._store import Store
 
-__all__ = ["ConsoleSessions"]
+__all__ = ["ADMIN_NAME", "ConsoleSessions"]
 
 #: A session's last-seen time is written at most this often (not on every page view).
 _TOUCH_EVERY = timedelta(minutes=1)
 _MAX_TOKEN_CHARS = 256
 
 
-def _session(row: ConsoleSessionRow) -> ConsoleSession:
+#: The display name of a session opened with the admin key (it has no account).
+ADMIN_NAME = "administrator"
+
+
+def _session(row: ConsoleSessionRow, account: AccountRow | None) -> ConsoleSession:
     return ConsoleSession(
         id=row.id,
         account_id=row.account_id,
         actor=row.actor,
         role=cast(Role, row.role),
+        name=ADMIN_NAME if account is None else account.name or account.id,
         csrf_token=row.csrf_token,
         created_at=row.created_at,
         expires_at=row.expires_at,
@@ -69,8 +74,7 @@ class ConsoleSessions:
             last_seen_at=now,
         )
         with self._store._transaction(write=True) as session:
-            if account_id is not None:
-                self._store._get_account(session, account_id)
+            account = None if account_id is None else self._store._get_account(session, account_id)
             session.add(row)
             self._store._write_audit(
                 session,
@@ -79,7 +83,7 @@ class ConsoleSessions:
                 target=row.id,
                 details={"role": role, "account_id": account_id},
             )
-            return token, _session(row)
+            return token, _session(row, account)
 
     def resolve(self, token: str) -> ConsoleSession | None:
         """The live session for ``token``, or None (unknown, expired, signed out, or its
@@ -93,11 +97,12 @@ class ConsoleSessions:
             ).one_or_none()
             if row is None or row.revoked_at is not None or row.expires_at <= now:
                 return None
+            account = None
             if row.account_id is not None:
                 account = session.get(AccountRow, row.account_id)
                 if account is None or account.status != "active" or account.role != row.role:
                     return None
-            found, seen = _session(row), row.last_seen_at
+            found, seen = _session(row, account), row.last_seen_at
         if now - seen >= _TOUCH_EVERY:
             with self._store._transaction(write=True) as session:
                 session.execute(

@@ -605,6 +605,18 @@ class Store:
         with self._transaction(write=False) as session:
             return [_account(row) for row in session.scalars(query)]
 
+    def account_names(self, account_ids: Iterable[str]) -> dict[str, str]:
+        """Display names of accounts (the id where there is no name), in one query; ids of
+        accounts that do not exist are left out."""
+        ids = sorted(set(account_ids))
+        if not ids:
+            return {}
+        with self._transaction(write=False) as session:
+            rows = session.execute(
+                select(AccountRow.id, AccountRow.name).where(AccountRow.id.in_(ids))
+            ).all()
+        return {row.id: row.name or row.id for row in rows}
+
     def set_audience(self, account_id: str, audience: Audience | str, *, actor: str) -> Account:
         """Change an account's audience (under-13 is refused as in :meth:`create_account`)."""
         parsed = parse_audience(audience)
